@@ -412,25 +412,41 @@ func TestBadInputChangesNothing(t *testing.T) {
 		cmd  func(x, y uint64) *mgrv1.Command
 		want error
 	}{
-		"empty command":      {func(x, y uint64) *mgrv1.Command { return &mgrv1.Command{} }, ErrInvalid},
-		"auth wrong fsid":    {func(x, y uint64) *mgrv1.Command { c := authCmd("w"); c.GetAuthenticate().Fsid = "nope"; return c }, ErrWrongFSID},
-		"auth empty name":    {func(x, y uint64) *mgrv1.Command { return authCmd("") }, ErrInvalid},
-		"auth bad name":      {func(x, y uint64) *mgrv1.Command { return authCmd("a b") }, ErrInvalid},
-		"auth long name":     {func(x, y uint64) *mgrv1.Command { return authCmd(strings.Repeat("a", MaxNameLen+1)) }, ErrInvalid},
-		"beacon no fsid":     {func(x, y uint64) *mgrv1.Command { c := beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x"}); c.GetBeacon().Fsid = ""; return c }, ErrInvalid},
-		"beacon wrong fsid":  {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Fsid: "f", Gid: x, Name: "x"}) }, ErrWrongFSID},
-		"beacon gid 0":       {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Name: "x"}) }, ErrInvalid},
-		"never issued gid":   {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Gid: 77, Name: "x"}) }, ErrNotFound},
-		"another's gid":      {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "y"}) }, ErrNotOwner},
-		"metadata key count": {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Metadata: bigMeta}) }, ErrInvalid},
-		"metadata key len":   {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Metadata: map[string]string{long: "v"}}) }, ErrInvalid},
+		"empty command":   {func(x, y uint64) *mgrv1.Command { return &mgrv1.Command{} }, ErrInvalid},
+		"auth wrong fsid": {func(x, y uint64) *mgrv1.Command { c := authCmd("w"); c.GetAuthenticate().Fsid = "nope"; return c }, ErrWrongFSID},
+		"auth empty name": {func(x, y uint64) *mgrv1.Command { return authCmd("") }, ErrInvalid},
+		"auth bad name":   {func(x, y uint64) *mgrv1.Command { return authCmd("a b") }, ErrInvalid},
+		"auth long name":  {func(x, y uint64) *mgrv1.Command { return authCmd(strings.Repeat("a", MaxNameLen+1)) }, ErrInvalid},
+		"beacon no fsid": {func(x, y uint64) *mgrv1.Command {
+			c := beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x"})
+			c.GetBeacon().Fsid = ""
+			return c
+		}, ErrInvalid},
+		"beacon wrong fsid": {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Fsid: "f", Gid: x, Name: "x"}) }, ErrWrongFSID},
+		"beacon gid 0":      {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Name: "x"}) }, ErrInvalid},
+		"never issued gid":  {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Gid: 77, Name: "x"}) }, ErrNotFound},
+		"another's gid":     {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "y"}) }, ErrNotOwner},
+		"metadata key count": {func(x, y uint64) *mgrv1.Command {
+			return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Metadata: bigMeta})
+		}, ErrInvalid},
+		"metadata key len": {func(x, y uint64) *mgrv1.Command {
+			return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Metadata: map[string]string{long: "v"}})
+		}, ErrInvalid},
 		"metadata value len": {func(x, y uint64) *mgrv1.Command {
 			return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Metadata: map[string]string{"k": strings.Repeat("v", MaxMetadataValueLen+1)}})
 		}, ErrInvalid},
-		"metadata bad utf8": {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Metadata: map[string]string{"k": "\xff"}}) }, ErrInvalid},
-		"bad addr":          {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", ServerAddrs: []string{"nohost"}}) }, ErrInvalid},
-		"bad port":          {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", ServerAddrs: []string{"h:99999"}}) }, ErrInvalid},
-		"bad service url":   {func(x, y uint64) *mgrv1.Command { return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Services: map[string]string{"status": "ftp://x"}}) }, ErrInvalid},
+		"metadata bad utf8": {func(x, y uint64) *mgrv1.Command {
+			return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Metadata: map[string]string{"k": "\xff"}})
+		}, ErrInvalid},
+		"bad addr": {func(x, y uint64) *mgrv1.Command {
+			return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", ServerAddrs: []string{"nohost"}})
+		}, ErrInvalid},
+		"bad port": {func(x, y uint64) *mgrv1.Command {
+			return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", ServerAddrs: []string{"h:99999"}})
+		}, ErrInvalid},
+		"bad service url": {func(x, y uint64) *mgrv1.Command {
+			return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Services: map[string]string{"status": "ftp://x"}})
+		}, ErrInvalid},
 		"dup module": {func(x, y uint64) *mgrv1.Command {
 			return beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", AvailableModules: []*mgrv1.ModuleInfo{{Name: "a"}, {Name: "a"}}})
 		}, ErrInvalid},
