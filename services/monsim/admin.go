@@ -1,0 +1,228 @@
+package monsim
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
+)
+
+// adminActor names who made an admin change in the map's reasons. Every
+// admin call is made as client.admin until authentication names callers.
+const adminActor = "client.admin"
+
+// adminHandler serves operators (mgrctl).
+type adminHandler struct {
+	mgrv1.UnimplementedAdminServiceServer
+	s *Server
+}
+
+var _ mgrv1.AdminServiceServer = (*adminHandler)(nil)
+
+func (h *adminHandler) current() (*mgrv1.State, error) {
+	st := h.s.node.State()
+	if st.GetMap().GetEpoch() == 0 {
+		return nil, toStatus(h.s.logger, mgrmap.ErrNotBootstrapped)
+	}
+	return st, nil
+}
+
+// GetStat implements mgrv1.AdminServiceServer.
+func (h *adminHandler) GetStat(context.Context, *mgrv1.GetStatRequest) (*mgrv1.GetStatResponse, error) {
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	m := st.GetMap()
+	return &mgrv1.GetStatResponse{
+		Epoch: m.GetEpoch(), Available: m.GetAvailable(), ActiveName: m.GetActiveName(),
+		ActiveGid: m.GetActiveGid(), NumStandbys: uint32(len(m.GetStandbys())), Fsid: m.GetFsid(), Down: m.GetDown(),
+	}, nil
+}
+
+// GetMap implements mgrv1.AdminServiceServer.
+func (h *adminHandler) GetMap(_ context.Context, req *mgrv1.GetMapRequest) (*mgrv1.GetMapResponse, error) {
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	m, err := mgrmap.At(st, req.GetEpoch())
+	if err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	return &mgrv1.GetMapResponse{Map: m}, nil
+}
+
+// ListHistory implements mgrv1.AdminServiceServer.
+func (h *adminHandler) ListHistory(_ context.Context, req *mgrv1.ListHistoryRequest) (*mgrv1.ListHistoryResponse, error) {
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	hist := st.GetHistory()
+	resp := &mgrv1.ListHistoryResponse{OldestEpoch: hist[0].GetEpoch(), NewestEpoch: st.GetMap().GetEpoch()}
+	for _, m := range hist {
+		if m.GetEpoch() > req.GetSinceEpoch() {
+			resp.Entries = append(resp.Entries, mgrmap.Entry(m))
+		}
+	}
+	if l := int(req.GetLimit()); l > 0 && len(resp.Entries) > l {
+		resp.Entries = resp.Entries[len(resp.Entries)-l:]
+	}
+	return resp, nil
+}
+
+// FailManager implements mgrv1.AdminServiceServer.
+func (h *adminHandler) FailManager(ctx context.Context, req *mgrv1.FailManagerRequest) (*mgrv1.FailManagerResponse, error) {
+	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Fail{Fail: &mgrv1.FailOp{Who: req.GetWho(), Actor: adminActor}}}, false)
+	if err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	h.s.logger.Info("manager failed by operator", "gid", r.FailedGID, "name", r.FailedName, "epoch", r.Epoch)
+	return &mgrv1.FailManagerResponse{Epoch: r.Epoch, FailedGid: r.FailedGID, FailedName: r.FailedName}, nil
+}
+
+func (h *adminHandler) module(ctx context.Context, name string, enable, force bool) (uint64, error) {
+	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Module{Module: &mgrv1.ModuleOp{
+		Name: name, Enable: enable, Force: force, Actor: adminActor,
+	}}}, false)
+	if err != nil {
+		return 0, toStatus(h.s.logger, err)
+	}
+	return r.Epoch, nil
+}
+
+// EnableModule implements mgrv1.AdminServiceServer.
+func (h *adminHandler) EnableModule(ctx context.Context, req *mgrv1.EnableModuleRequest) (*mgrv1.EnableModuleResponse, error) {
+	e, err := h.module(ctx, req.GetName(), true, req.GetForce())
+	if err != nil {
+		return nil, err
+	}
+	return &mgrv1.EnableModuleResponse{Epoch: e}, nil
+}
+
+// DisableModule implements mgrv1.AdminServiceServer.
+func (h *adminHandler) DisableModule(ctx context.Context, req *mgrv1.DisableModuleRequest) (*mgrv1.DisableModuleResponse, error) {
+	e, err := h.module(ctx, req.GetName(), false, false)
+	if err != nil {
+		return nil, err
+	}
+	return &mgrv1.DisableModuleResponse{Epoch: e}, nil
+}
+
+// ListModules implements mgrv1.AdminServiceServer.
+func (h *adminHandler) ListModules(context.Context, *mgrv1.ListModulesRequest) (*mgrv1.ListModulesResponse, error) {
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	m := st.GetMap()
+	// Every module any manager reports; the active's report wins.
+	byName := map[string]*mgrv1.ModuleInfo{}
+	for _, s := range m.GetStandbys() {
+		for _, mi := range s.GetAvailableModules() {
+			byName[mi.GetName()] = mi
+		}
+	}
+	for _, mi := range m.GetAvailableModules() {
+		byName[mi.GetName()] = mi
+	}
+	var avail []*mgrv1.ModuleInfo
+	for _, mi := range byName {
+		avail = append(avail, mi)
+	}
+	slices.SortFunc(avail, func(a, b *mgrv1.ModuleInfo) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	return &mgrv1.ListModulesResponse{
+		AlwaysOnModules: m.GetAlwaysOnModules(), EnabledModules: m.GetModules(), AvailableModules: avail, Epoch: m.GetEpoch(),
+	}, nil
+}
+
+// SetFlags implements mgrv1.AdminServiceServer.
+func (h *adminHandler) SetFlags(ctx context.Context, req *mgrv1.SetFlagsRequest) (*mgrv1.SetFlagsResponse, error) {
+	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_SetFlags{SetFlags: &mgrv1.SetFlagsOp{Down: req.GetDown(), Actor: adminActor}}}, false)
+	if err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	return &mgrv1.SetFlagsResponse{Epoch: r.Epoch}, nil
+}
+
+// ListServices implements mgrv1.AdminServiceServer.
+func (h *adminHandler) ListServices(context.Context, *mgrv1.ListServicesRequest) (*mgrv1.ListServicesResponse, error) {
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	return &mgrv1.ListServicesResponse{Services: st.GetMap().GetServices(), Epoch: st.GetMap().GetEpoch()}, nil
+}
+
+// managers lists every manager in the map with its metadata, active first.
+func managers(st *mgrv1.State) []*mgrv1.ManagerMetadata {
+	m := st.GetMap()
+	var out []*mgrv1.ManagerMetadata
+	if m.GetActiveGid() != 0 {
+		out = append(out, &mgrv1.ManagerMetadata{Name: m.GetActiveName(), Gid: m.GetActiveGid(), Active: true,
+			Metadata: st.GetMetadata()[m.GetActiveGid()].GetValues()})
+	}
+	for _, s := range m.GetStandbys() {
+		out = append(out, &mgrv1.ManagerMetadata{Name: s.GetName(), Gid: s.GetGid(), Metadata: st.GetMetadata()[s.GetGid()].GetValues()})
+	}
+	return out
+}
+
+// GetMetadata implements mgrv1.AdminServiceServer.
+func (h *adminHandler) GetMetadata(_ context.Context, req *mgrv1.GetMetadataRequest) (*mgrv1.GetMetadataResponse, error) {
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	all := managers(st)
+	if req.GetName() == "" {
+		return &mgrv1.GetMetadataResponse{Managers: all}, nil
+	}
+	if err := mgrmap.ValidateName("name", req.GetName()); err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	for _, mm := range all {
+		if mm.GetName() == req.GetName() {
+			return &mgrv1.GetMetadataResponse{Managers: []*mgrv1.ManagerMetadata{mm}}, nil
+		}
+	}
+	return nil, toStatus(h.s.logger, fmt.Errorf("%w: no manager %q in the map (epoch %d)", mgrmap.ErrNotFound, req.GetName(), st.GetMap().GetEpoch()))
+}
+
+func countBy(st *mgrv1.State, key string) map[string]uint32 {
+	counts := map[string]uint32{}
+	for _, mm := range managers(st) {
+		v, ok := mm.GetMetadata()[key]
+		if !ok {
+			v = "unknown"
+		}
+		counts[v]++
+	}
+	return counts
+}
+
+// CountMetadata implements mgrv1.AdminServiceServer.
+func (h *adminHandler) CountMetadata(_ context.Context, req *mgrv1.CountMetadataRequest) (*mgrv1.CountMetadataResponse, error) {
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	p := req.GetProperty()
+	if p == "" || len(p) > mgrmap.MaxMetadataKeyLen {
+		return nil, toStatus(h.s.logger, fmt.Errorf("%w: property: must be a metadata key of 1 to %d bytes", mgrmap.ErrInvalid, mgrmap.MaxMetadataKeyLen))
+	}
+	return &mgrv1.CountMetadataResponse{Counts: countBy(st, p)}, nil
+}
+
+// GetVersions implements mgrv1.AdminServiceServer.
+func (h *adminHandler) GetVersions(context.Context, *mgrv1.GetVersionsRequest) (*mgrv1.GetVersionsResponse, error) {
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	return &mgrv1.GetVersionsResponse{Versions: countBy(st, "mgrplane_version")}, nil
+}

@@ -1,0 +1,61 @@
+package liveness
+
+import (
+	"testing"
+	"time"
+
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+)
+
+func TestSilent(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	grace := 6 * time.Second
+	m := &mgrv1.MgrMap{ActiveGid: 1, Standbys: []*mgrv1.StandbyInfo{{Gid: 2}, {Gid: 3}}}
+	tests := map[string]struct {
+		seen map[uint64]time.Duration // offset from t0
+		now  time.Duration
+		want []uint64
+	}{
+		"new leader gives a full grace": {now: 6 * time.Second},
+		"nobody heard past grace":       {now: 6*time.Second + time.Millisecond, want: []uint64{1, 2, 3}},
+		"active silent":                 {seen: map[uint64]time.Duration{2: 5 * time.Second, 3: 5 * time.Second}, now: 7 * time.Second, want: []uint64{1}},
+		"standby silent":                {seen: map[uint64]time.Duration{1: 5 * time.Second, 3: 5 * time.Second}, now: 7 * time.Second, want: []uint64{2}},
+		"all fresh":                     {seen: map[uint64]time.Duration{1: 9 * time.Second, 2: 9 * time.Second, 3: 9 * time.Second}, now: 10 * time.Second},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tr := New(t0)
+			for g, at := range tc.seen {
+				tr.Seen(g, t0.Add(at))
+			}
+			got := tr.Silent(m, t0.Add(tc.now), grace)
+			if len(got) != len(tc.want) {
+				t.Fatalf("silent %v, want %v", got, tc.want)
+			}
+			for i, s := range got {
+				if s.GetGid() != tc.want[i] || s.GetSilentMs() <= grace.Milliseconds() {
+					t.Fatalf("silent[%d] = %v, want gid %d past grace", i, s, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestResetGivesFullGraceAndForgets(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	tr := New(t0)
+	tr.Seen(1, t0)
+	tr.Reset(t0.Add(10 * time.Second))
+	if got := tr.LastSeen(1); !got.Equal(t0.Add(10 * time.Second)) {
+		t.Fatalf("last seen after reset %v", got)
+	}
+	m := &mgrv1.MgrMap{ActiveGid: 1}
+	if s := tr.Silent(m, t0.Add(15*time.Second), 6*time.Second); len(s) != 0 {
+		t.Fatalf("silent within grace of the new leader: %v", s)
+	}
+	tr.Seen(9, t0.Add(11*time.Second))
+	tr.Silent(m, t0.Add(30*time.Second), 6*time.Second)
+	if got := tr.LastSeen(9); !got.Equal(t0.Add(10 * time.Second)) {
+		t.Fatalf("gid 9 not in the map was kept: %v", got)
+	}
+}

@@ -1,0 +1,233 @@
+// Package quorum replicates the MgrMap state machine on hashicorp/raft. One
+// monitor is a raft group of one voter; three or five are a quorum. Either
+// way every change is a log entry applied by the same FSM, so a single
+// monitor and a cluster share one code path.
+//
+// Storage: hashicorp/raft-wal as the log and stable store, and raft's file
+// snapshot store; a snapshot holds the whole mgrv1.State (map, history,
+// next gid, metadata), so gids and epochs survive any restart.
+package quorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Errors of the replication layer.
+var (
+	// ErrNotLeader: this monitor cannot commit changes now.
+	ErrNotLeader = errors.New("not the quorum leader")
+	// ErrTimeout: a change was not committed in time; it may still commit.
+	ErrTimeout = errors.New("change not committed in time")
+)
+
+// Config tunes the replicated store.
+type Config struct {
+	// DataDir holds the WAL and snapshots; created when missing.
+	DataDir string
+	// NodeID names this monitor in the raft configuration.
+	NodeID string
+	// ApplyTimeout bounds how long a proposal may wait to commit.
+	ApplyTimeout time.Duration
+	// SnapshotThreshold is how many log entries since the last snapshot trigger a new one.
+	SnapshotThreshold uint64
+	// SnapshotInterval is how often raft checks whether to snapshot.
+	SnapshotInterval time.Duration
+	// TrailingLogs is how many entries are kept behind a snapshot.
+	TrailingLogs uint64
+	// RetainSnapshots is how many snapshots are kept on disk.
+	RetainSnapshots int
+}
+
+// DefaultConfig returns the embedded default's settings.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:            "monsim-1",
+		ApplyTimeout:      5 * time.Second,
+		SnapshotThreshold: 8192,
+		SnapshotInterval:  30 * time.Second,
+		TrailingLogs:      1024,
+		RetainSnapshots:   2,
+	}
+}
+
+// Validate checks the settings and names the bound that failed.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("data dir is required")
+	case c.NodeID == "" || len(c.NodeID) > 64:
+		return errors.New("node id: must be 1 to 64 bytes")
+	case c.ApplyTimeout < 10*time.Millisecond || c.ApplyTimeout > time.Minute:
+		return fmt.Errorf("apply timeout %v: must be between 10ms and 1m", c.ApplyTimeout)
+	case c.SnapshotThreshold < 16:
+		return fmt.Errorf("snapshot threshold %d: must be at least 16", c.SnapshotThreshold)
+	case c.SnapshotInterval < 100*time.Millisecond:
+		return fmt.Errorf("snapshot interval %v: must be at least 100ms", c.SnapshotInterval)
+	case c.RetainSnapshots < 1:
+		return fmt.Errorf("retain snapshots %d: must be at least 1", c.RetainSnapshots)
+	}
+	return nil
+}
+
+// Node is one monitor's replica of the MgrMap state.
+type Node struct {
+	cfg    Config
+	raft   *raft.Raft
+	fsm    *fsm
+	wal    *wal.WAL
+	trans  raft.Transport
+	logger hclog.Logger
+}
+
+// Open starts this monitor's raft replica from its data dir. onMap is called
+// from the apply loop with every new map, in epoch order, after the state
+// holding it is visible through State; it must not block.
+func Open(cfg Config, onMap func(*mgrv1.MgrMap), logger hclog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger = logger.Named("quorum")
+	walDir := filepath.Join(cfg.DataDir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create data dir: %w", err)
+	}
+	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")))
+	if err != nil {
+		return nil, fmt.Errorf("failed to open wal in %s: %w", walDir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.RetainSnapshots, logger.Named("snapshots"))
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("failed to open snapshot store: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = logger.Named("raft")
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	// One voter elects itself after one election timeout; keep it short so a
+	// restarted monitor answers quickly.
+	rc.HeartbeatTimeout = 300 * time.Millisecond
+	rc.ElectionTimeout = 300 * time.Millisecond
+	rc.LeaderLeaseTimeout = 150 * time.Millisecond
+	// The state machine trusts the log: on restart it replays from the last
+	// snapshot, so epochs and gids continue.
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
+	f := newFSM(onMap, logger)
+	has, err := raft.HasExistingState(w, w, snaps)
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("failed to read raft state: %w", err)
+	}
+	if !has {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr(), Suffrage: raft.Voter}}}
+		if err := raft.BootstrapCluster(rc, w, w, snaps, trans, conf); err != nil {
+			_ = w.Close()
+			return nil, fmt.Errorf("failed to bootstrap raft: %w", err)
+		}
+	}
+	r, err := raft.NewRaft(rc, f, w, w, snaps, trans)
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("failed to start raft: %w", err)
+	}
+	return &Node{cfg: cfg, raft: r, fsm: f, wal: w, trans: trans, logger: logger}, nil
+}
+
+// State returns the latest applied state. It is immutable: never modify it.
+func (n *Node) State() *mgrv1.State { return n.fsm.state.Load() }
+
+// IsLeader reports whether this replica may commit changes.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// LeaderCh delivers true when this replica becomes leader and false when it stops.
+func (n *Node) LeaderCh() <-chan bool { return n.raft.LeaderCh() }
+
+// Barrier waits until every committed entry is applied here (called by a new
+// leader before it judges liveness or serves writes).
+func (n *Node) Barrier(ctx context.Context) error {
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	if err := n.raft.Barrier(timeout).Error(); err != nil {
+		return n.raftErr(err)
+	}
+	return nil
+}
+
+// Apply commits one command and returns what the state machine made of it.
+// The command's time is set here, from this (leader) monitor's clock.
+func (n *Node) Apply(ctx context.Context, cmd *mgrv1.Command) (mgrmap.Result, error) {
+	cmd.Time = timestamppb.Now()
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return mgrmap.Result{}, fmt.Errorf("failed to encode command: %w", err)
+	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	if timeout <= 0 {
+		return mgrmap.Result{}, ErrTimeout
+	}
+	fut := n.raft.Apply(data, timeout)
+	if err := fut.Error(); err != nil {
+		return mgrmap.Result{}, n.raftErr(err)
+	}
+	a, ok := fut.Response().(applied)
+	if !ok {
+		return mgrmap.Result{}, fmt.Errorf("unexpected apply response %T", fut.Response())
+	}
+	return a.res, a.err
+}
+
+func (n *Node) raftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return fmt.Errorf("failed to commit: %w", err)
+}
+
+// Snapshot forces a snapshot now (tests and operators).
+func (n *Node) Snapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return fmt.Errorf("failed to snapshot: %w", err)
+	}
+	return nil
+}
+
+// Stats reports raft's view: term, commit and applied index.
+func (n *Node) Stats() (term, commit, applied uint64) {
+	return n.raft.CurrentTerm(), n.raft.CommitIndex(), n.raft.AppliedIndex()
+}
+
+// Close stops raft and closes the stores.
+func (n *Node) Close() error {
+	err := n.raft.Shutdown().Error()
+	if cerr := n.wal.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if c, ok := n.trans.(raft.WithClose); ok {
+		_ = c.Close()
+	}
+	return err
+}

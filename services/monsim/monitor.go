@@ -1,0 +1,95 @@
+package monsim
+
+import (
+	"context"
+	"time"
+
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/quorum"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// monitorHandler serves the managers.
+type monitorHandler struct {
+	mgrv1.UnimplementedMonitorServiceServer
+	s *Server
+}
+
+var _ mgrv1.MonitorServiceServer = (*monitorHandler)(nil)
+
+// propose validates cmd against the applied state and commits it only when
+// it would change something: a refused command never reaches the log, and a
+// beacon that changes nothing costs no consensus round (rule 2).
+func (s *Server) propose(ctx context.Context, cmd *mgrv1.Command, always bool) (mgrmap.Result, error) {
+	if !s.leading.Load() {
+		return mgrmap.Result{}, quorum.ErrNotLeader
+	}
+	cmd.Time = timestamppb.Now()
+	_, r, err := mgrmap.Apply(s.node.State(), cmd)
+	if err != nil || (!r.Changed && !always) {
+		return r, err
+	}
+	return s.node.Apply(ctx, cmd)
+}
+
+// Authenticate implements mgrv1.MonitorServiceServer.
+func (h *monitorHandler) Authenticate(ctx context.Context, req *mgrv1.AuthenticateRequest) (*mgrv1.AuthenticateResponse, error) {
+	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Authenticate{Authenticate: &mgrv1.AuthenticateOp{
+		Fsid: req.GetFsid(), Name: req.GetName(),
+	}}}, true)
+	if err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	h.s.live.Seen(r.GID, time.Now())
+	h.s.logger.Info("authenticated", "name", req.GetName(), "gid", r.GID)
+	return &mgrv1.AuthenticateResponse{
+		Gid:          r.GID,
+		Fsid:         h.s.node.State().GetMap().GetFsid(),
+		BeaconPeriod: durationpb.New(h.s.cfg.BeaconPeriod),
+		Grace:        durationpb.New(h.s.cfg.Grace),
+	}, nil
+}
+
+// Beacon implements mgrv1.MonitorServiceServer.
+func (h *monitorHandler) Beacon(ctx context.Context, req *mgrv1.BeaconRequest) (*mgrv1.BeaconResponse, error) {
+	now := time.Now()
+	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Beacon{Beacon: req}}, false)
+	if err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	h.s.live.Seen(req.GetGid(), now)
+	return &mgrv1.BeaconResponse{Epoch: r.Epoch, Standing: r.Standing, ActiveEpoch: r.ActiveEpoch}, nil
+}
+
+// Leave implements mgrv1.MonitorServiceServer.
+func (h *monitorHandler) Leave(ctx context.Context, req *mgrv1.LeaveRequest) (*mgrv1.LeaveResponse, error) {
+	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Leave{Leave: &mgrv1.LeaveOp{
+		Fsid: req.GetFsid(), Gid: req.GetGid(), Name: req.GetName(),
+	}}}, false)
+	if err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	h.s.logger.Info("manager left", "name", req.GetName(), "gid", req.GetGid(), "epoch", r.Epoch)
+	return &mgrv1.LeaveResponse{Epoch: r.Epoch}, nil
+}
+
+// WatchMap implements mgrv1.MonitorServiceServer.
+func (h *monitorHandler) WatchMap(req *mgrv1.WatchMapRequest, stream mgrv1.MonitorService_WatchMapServer) error {
+	sub, err := h.s.hub.Subscribe(req.GetSinceEpoch())
+	if err != nil {
+		return toStatus(h.s.logger, err)
+	}
+	defer sub.Close()
+	ctx := stream.Context()
+	for {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			return toStatus(h.s.logger, err)
+		}
+		if err := stream.Send(&mgrv1.WatchMapResponse{Map: m}); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,216 @@
+// Package monsim is the monitor: it owns the MgrMap, takes beacons, detects
+// dead managers, promotes standbys and streams every map to watchers. A
+// single monitor is a raft group of one voter persisted in its data dir.
+package monsim
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/rpcserver"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/liveness"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/quorum"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/watch"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// stopTimeout bounds the graceful part of shutdown before streams are cut.
+const stopTimeout = 3 * time.Second
+
+// Server is one monitor.
+type Server struct {
+	cfg    Config
+	logger hclog.Logger
+	lis    net.Listener
+	node   *quorum.Node
+	hub    *watch.Hub
+	live   *liveness.Tracker
+	grpc   *grpc.Server
+	health *health.Server
+	// leading is true while this monitor is leader and has caught up, so
+	// its liveness view is its own to judge.
+	leading atomic.Bool
+}
+
+// historySource serves the watch hub's history from the applied state.
+type historySource struct{ node atomic.Pointer[quorum.Node] }
+
+func (h *historySource) Since(epoch uint64) ([]*mgrv1.MgrMap, error) {
+	n := h.node.Load()
+	if n == nil {
+		return nil, mgrmap.ErrNotBootstrapped
+	}
+	return mgrmap.Since(n.State(), epoch)
+}
+
+// New opens the monitor's data dir and listener. Run serves it.
+func New(cfg Config, logger hclog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	hist := &historySource{}
+	hub, err := watch.New(watch.Config{MaxLag: cfg.WatchMaxLag}, hist, logger)
+	if err != nil {
+		return nil, err
+	}
+	qc := quorum.DefaultConfig()
+	qc.DataDir, qc.NodeID = cfg.DataDir, cfg.NodeID
+	node, err := quorum.Open(qc, hub.Publish, logger)
+	if err != nil {
+		hub.Close()
+		return nil, err
+	}
+	hist.node.Store(node)
+	lis, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		hub.Close()
+		_ = node.Close()
+		return nil, fmt.Errorf("failed to listen on %s: %w", cfg.Addr, err)
+	}
+	s := &Server{
+		cfg:    cfg,
+		logger: logger,
+		lis:    lis,
+		node:   node,
+		hub:    hub,
+		live:   liveness.New(time.Now()),
+	}
+	s.grpc, s.health = rpcserver.New(logger.Named("grpc"))
+	mgrv1.RegisterMonitorServiceServer(s.grpc, &monitorHandler{s: s})
+	mgrv1.RegisterAdminServiceServer(s.grpc, &adminHandler{s: s})
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	return s, nil
+}
+
+// Addr is the address the monitor listens on.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// Run serves until ctx is cancelled, then shuts down in order: health
+// NOT_SERVING, watchers told to move on, gRPC drained, raft closed.
+func (s *Server) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("failed to serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return s.lead(gctx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		s.health.Shutdown()
+		s.hub.Close()
+		rpcserver.Stop(s.grpc, stopTimeout)
+		return nil
+	})
+	err := g.Wait()
+	if cerr := s.node.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("failed to close raft: %w", cerr)
+	}
+	return err
+}
+
+// lead follows raft leadership: on gaining it, catch up, bootstrap the
+// cluster if it is new, give every manager a full grace, and tick.
+func (s *Server) lead(ctx context.Context) error {
+	ticker := time.NewTicker(s.cfg.Tick)
+	defer ticker.Stop()
+	leaderCh := s.node.LeaderCh()
+	if s.node.IsLeader() {
+		s.becomeLeader(ctx)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case isLeader := <-leaderCh:
+			if isLeader {
+				s.becomeLeader(ctx)
+			} else {
+				s.leading.Store(false)
+				s.logger.Info("lost leadership")
+			}
+		case <-ticker.C:
+			if !s.leading.Load() {
+				if s.node.IsLeader() {
+					s.becomeLeader(ctx)
+				}
+				continue
+			}
+			s.tick(ctx, time.Now())
+		}
+	}
+}
+
+func (s *Server) becomeLeader(ctx context.Context) {
+	if err := s.node.Barrier(ctx); err != nil {
+		s.logger.Warn("leader could not catch up; retrying on the next tick", "error", err)
+		return
+	}
+	if s.node.State().GetMap().GetEpoch() == 0 {
+		if err := s.bootstrap(ctx); err != nil {
+			s.logger.Error("bootstrap failed; retrying on the next tick", "error", err)
+			return
+		}
+	}
+	// Rule 7: a new leader gives every daemon a full grace before judging it.
+	s.live.Reset(time.Now())
+	s.leading.Store(true)
+	m := s.node.State().GetMap()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.logger.Info("leading", "fsid", m.GetFsid(), "epoch", m.GetEpoch(), "active", m.GetActiveName())
+}
+
+func (s *Server) bootstrap(ctx context.Context) error {
+	fsid := s.cfg.FSID
+	if fsid == "" {
+		fsid = newFSID()
+	}
+	_, err := s.node.Apply(ctx, &mgrv1.Command{Op: &mgrv1.Command_Bootstrap{Bootstrap: &mgrv1.BootstrapOp{
+		Fsid:            fsid,
+		AlwaysOnModules: s.cfg.AlwaysOnModules,
+		HistoryLimit:    uint32(s.cfg.HistoryLimit),
+	}}})
+	if err != nil && !errors.Is(err, mgrmap.ErrBootstrapped) {
+		return err
+	}
+	s.logger.Info("bootstrapped a new cluster", "fsid", s.node.State().GetMap().GetFsid())
+	return nil
+}
+
+// tick drops managers silent past the grace; the state machine promotes.
+func (s *Server) tick(ctx context.Context, now time.Time) {
+	silent := s.live.Silent(s.node.State().GetMap(), now, s.cfg.Grace)
+	if len(silent) == 0 {
+		return
+	}
+	r, err := s.node.Apply(ctx, &mgrv1.Command{Op: &mgrv1.Command_Drop{Drop: &mgrv1.DropOp{Gids: silent}}})
+	if err != nil {
+		s.logger.Warn("failed to drop silent managers", "error", err)
+		return
+	}
+	if r.Changed {
+		m := s.node.State().GetMap()
+		s.logger.Info("dropped silent managers", "epoch", m.GetEpoch(), "reason", m.GetReason())
+	}
+}
+
+// newFSID makes a random UUID (version 4) for a new cluster.
+func newFSID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
