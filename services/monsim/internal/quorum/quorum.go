@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
 	"google.golang.org/protobuf/proto"
@@ -88,6 +89,7 @@ type Node struct {
 	raft   *raft.Raft
 	fsm    *fsm
 	wal    *wal.WAL
+	meta   *metadb.BoltMetaDB
 	trans  raft.Transport
 	logger hclog.Logger
 }
@@ -104,13 +106,18 @@ func Open(cfg Config, onMap func(*mgrv1.MgrMap), logger hclog.Logger) (*Node, er
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create data dir: %w", err)
 	}
-	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")))
+	// raft-wal's Close leaves its meta store open (and its file locked), so
+	// the node owns the meta store and closes it after the WAL.
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta))
 	if err != nil {
+		_ = meta.Close()
 		return nil, fmt.Errorf("failed to open wal in %s: %w", walDir, err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.RetainSnapshots, logger.Named("snapshots"))
 	if err != nil {
 		_ = w.Close()
+		_ = meta.Close()
 		return nil, fmt.Errorf("failed to open snapshot store: %w", err)
 	}
 	rc := raft.DefaultConfig()
@@ -131,21 +138,24 @@ func Open(cfg Config, onMap func(*mgrv1.MgrMap), logger hclog.Logger) (*Node, er
 	has, err := raft.HasExistingState(w, w, snaps)
 	if err != nil {
 		_ = w.Close()
+		_ = meta.Close()
 		return nil, fmt.Errorf("failed to read raft state: %w", err)
 	}
 	if !has {
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr(), Suffrage: raft.Voter}}}
 		if err := raft.BootstrapCluster(rc, w, w, snaps, trans, conf); err != nil {
 			_ = w.Close()
+			_ = meta.Close()
 			return nil, fmt.Errorf("failed to bootstrap raft: %w", err)
 		}
 	}
 	r, err := raft.NewRaft(rc, f, w, w, snaps, trans)
 	if err != nil {
 		_ = w.Close()
+		_ = meta.Close()
 		return nil, fmt.Errorf("failed to start raft: %w", err)
 	}
-	return &Node{cfg: cfg, raft: r, fsm: f, wal: w, trans: trans, logger: logger}, nil
+	return &Node{cfg: cfg, raft: r, fsm: f, wal: w, meta: meta, trans: trans, logger: logger}, nil
 }
 
 // State returns the latest applied state. It is immutable: never modify it.
@@ -224,6 +234,9 @@ func (n *Node) Stats() (term, commit, applied uint64) {
 func (n *Node) Close() error {
 	err := n.raft.Shutdown().Error()
 	if cerr := n.wal.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if cerr := n.meta.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	if c, ok := n.trans.(raft.WithClose); ok {

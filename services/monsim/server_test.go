@@ -1,0 +1,371 @@
+package monsim
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func newTestLogger(t testing.TB) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "monsim", Output: testWriter{t}, Level: hclog.Debug})
+}
+
+// testMonitor is one in-process monitor on a loopback port.
+type testMonitor struct {
+	srv    *Server
+	mon    mgrv1.MonitorServiceClient
+	admin  mgrv1.AdminServiceClient
+	cancel context.CancelFunc
+	done   chan error
+	conn   *grpc.ClientConn
+}
+
+func startMonitor(t *testing.T, cfg Config) *testMonitor {
+	t.Helper()
+	srv, err := New(cfg, newTestLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tm := &testMonitor{srv: srv, cancel: cancel, done: make(chan error, 1)}
+	go func() { tm.done <- srv.Run(ctx) }()
+	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm.conn = conn
+	tm.mon, tm.admin = mgrv1.NewMonitorServiceClient(conn), mgrv1.NewAdminServiceClient(conn)
+	t.Cleanup(func() { tm.stop(t) })
+	// Wait until it leads and has bootstrapped.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := tm.admin.GetStat(context.Background(), &mgrv1.GetStatRequest{}); err == nil && srv.leading.Load() {
+			return tm
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("monitor did not start leading")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (tm *testMonitor) stop(t *testing.T) {
+	if tm.cancel == nil {
+		return
+	}
+	tm.cancel()
+	tm.cancel = nil
+	_ = tm.conn.Close()
+	if err := <-tm.done; err != nil {
+		t.Errorf("monitor run: %v", err)
+	}
+}
+
+func testConfig(t *testing.T) Config {
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	return cfg
+}
+
+func (tm *testMonitor) join(t *testing.T, name string) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	a, err := tm.mon.Authenticate(ctx, &mgrv1.AuthenticateRequest{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: a.GetFsid(), Gid: a.GetGid(), Name: name,
+		Metadata: map[string]string{"os": "linux", "mgrplane_version": "0.1.0"}}); err != nil {
+		t.Fatal(err)
+	}
+	return a.GetGid()
+}
+
+func (tm *testMonitor) current(t *testing.T) *mgrv1.MgrMap {
+	t.Helper()
+	r, err := tm.admin.GetMap(context.Background(), &mgrv1.GetMapRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.GetMap()
+}
+
+func TestBeaconPromotesAndAdminAnswers(t *testing.T) {
+	tm := startMonitor(t, testConfig(t))
+	ctx := context.Background()
+	x := tm.join(t, "x")
+	y := tm.join(t, "y")
+	m := tm.current(t)
+	if m.GetActiveGid() != x || len(m.GetStandbys()) != 1 || m.GetStandbys()[0].GetGid() != y {
+		t.Fatalf("map %v", m)
+	}
+	b, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: m.GetFsid(), Gid: x, Name: "x", Available: true,
+		ServerAddrs: []string{"127.0.0.1:6800"}, Services: map[string]string{"status": "http://127.0.0.1:6880/status/"},
+		Metadata: map[string]string{"os": "linux", "mgrplane_version": "0.1.0"}})
+	if err != nil || b.GetStanding() != mgrv1.Standing_STANDING_ACTIVE || b.GetEpoch() != m.GetEpoch()+1 {
+		t.Fatalf("available beacon: %v %v", b, err)
+	}
+	stat, err := tm.admin.GetStat(ctx, &mgrv1.GetStatRequest{})
+	if err != nil || !stat.GetAvailable() || stat.GetActiveName() != "x" || stat.GetNumStandbys() != 1 {
+		t.Fatalf("stat %v %v", stat, err)
+	}
+	svc, err := tm.admin.ListServices(ctx, &mgrv1.ListServicesRequest{})
+	if err != nil || svc.GetServices()["status"] != "http://127.0.0.1:6880/status/" {
+		t.Fatalf("services %v %v", svc, err)
+	}
+	md, err := tm.admin.GetMetadata(ctx, &mgrv1.GetMetadataRequest{Name: "y"})
+	if err != nil || md.GetManagers()[0].GetMetadata()["os"] != "linux" {
+		t.Fatalf("metadata %v %v", md, err)
+	}
+	v, err := tm.admin.GetVersions(ctx, &mgrv1.GetVersionsRequest{})
+	if err != nil || v.GetVersions()["0.1.0"] != 2 {
+		t.Fatalf("versions %v %v", v, err)
+	}
+	f, err := tm.admin.FailManager(ctx, &mgrv1.FailManagerRequest{})
+	if err != nil || f.GetFailedName() != "x" {
+		t.Fatalf("fail %v %v", f, err)
+	}
+	if m := tm.current(t); m.GetActiveName() != "y" || !strings.Contains(m.GetReason(), "failed by client.admin") {
+		t.Fatalf("after fail: %v", m)
+	}
+	_, err = tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: m.GetFsid(), Gid: x, Name: "x", Available: true})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("failed active's beacon: %v", err)
+	}
+	h, err := tm.admin.ListHistory(ctx, &mgrv1.ListHistoryRequest{Limit: 2})
+	if err != nil || len(h.GetEntries()) != 2 || h.GetEntries()[1].GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_ADMIN_FAIL {
+		t.Fatalf("history %v %v", h, err)
+	}
+}
+
+func TestBadInputGetsClearStatusAndChangesNothing(t *testing.T) {
+	tm := startMonitor(t, testConfig(t))
+	ctx := context.Background()
+	x := tm.join(t, "x")
+	fsid := tm.current(t).GetFsid()
+	tests := map[string]struct {
+		call    func() error
+		code    codes.Code
+		mention string
+	}{
+		"wrong fsid": {func() error {
+			_, err := tm.mon.Authenticate(ctx, &mgrv1.AuthenticateRequest{Fsid: "nope", Name: "a"})
+			return err
+		}, codes.FailedPrecondition, "fsid"},
+		"empty name": {func() error {
+			_, err := tm.mon.Authenticate(ctx, &mgrv1.AuthenticateRequest{})
+			return err
+		}, codes.InvalidArgument, "1 to 64 characters"},
+		"never issued gid": {func() error {
+			_, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: 999, Name: "x"})
+			return err
+		}, codes.NotFound, "never issued"},
+		"another's gid": {func() error {
+			_, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "y"})
+			return err
+		}, codes.PermissionDenied, "issued to"},
+		"oversize metadata": {func() error {
+			_, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "x", Metadata: map[string]string{"k": strings.Repeat("v", 2000)}})
+			return err
+		}, codes.InvalidArgument, "at most 1024"},
+		"unknown module": {func() error {
+			_, err := tm.admin.EnableModule(ctx, &mgrv1.EnableModuleRequest{Name: "nosuch"})
+			return err
+		}, codes.NotFound, "--force"},
+		"disable always-on": {func() error {
+			_, err := tm.admin.DisableModule(ctx, &mgrv1.DisableModuleRequest{Name: "status"})
+			return err
+		}, codes.FailedPrecondition, "always on"},
+		"fail unknown": {func() error {
+			_, err := tm.admin.FailManager(ctx, &mgrv1.FailManagerRequest{Who: "nobody"})
+			return err
+		}, codes.NotFound, "nobody"},
+		"dump future epoch": {func() error {
+			_, err := tm.admin.GetMap(ctx, &mgrv1.GetMapRequest{Epoch: 1000})
+			return err
+		}, codes.OutOfRange, "current epoch"},
+		"metadata unknown": {func() error {
+			_, err := tm.admin.GetMetadata(ctx, &mgrv1.GetMetadataRequest{Name: "nobody"})
+			return err
+		}, codes.NotFound, "nobody"},
+		"count-metadata empty": {func() error {
+			_, err := tm.admin.CountMetadata(ctx, &mgrv1.CountMetadataRequest{})
+			return err
+		}, codes.InvalidArgument, "property"},
+		"watch from the future": {func() error {
+			s, err := tm.mon.WatchMap(ctx, &mgrv1.WatchMapRequest{SinceEpoch: 1000})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		}, codes.OutOfRange, "1000"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			before := tm.current(t).GetEpoch()
+			err := tc.call()
+			if status.Code(err) != tc.code || !strings.Contains(status.Convert(err).Message(), tc.mention) {
+				t.Fatalf("got %v, want %v mentioning %q", err, tc.code, tc.mention)
+			}
+			if after := tm.current(t).GetEpoch(); after != before {
+				t.Fatalf("epoch moved %d -> %d", before, after)
+			}
+		})
+	}
+}
+
+func TestRestartKeepsEpochsAndGids(t *testing.T) {
+	cfg := testConfig(t)
+	tm := startMonitor(t, cfg)
+	tm.join(t, "x")
+	y := tm.join(t, "y")
+	before := tm.current(t)
+	tm.stop(t)
+
+	tm2 := startMonitor(t, cfg)
+	after := tm2.current(t)
+	if after.GetEpoch() != before.GetEpoch() || after.GetFsid() != before.GetFsid() || after.GetActiveName() != "x" {
+		t.Fatalf("after restart %v, before %v", after, before)
+	}
+	z := tm2.join(t, "z")
+	if z <= y {
+		t.Fatalf("gid %d reused after restart (last was %d)", z, y)
+	}
+	if got := tm2.current(t).GetEpoch(); got != before.GetEpoch()+1 {
+		t.Fatalf("epoch %d after restart and one join, want %d", got, before.GetEpoch()+1)
+	}
+}
+
+func TestSilentActiveIsDroppedAndStandbyPromoted(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.BeaconPeriod, cfg.Grace, cfg.Tick = 20*time.Millisecond, 200*time.Millisecond, 20*time.Millisecond
+	tm := startMonitor(t, cfg)
+	tm.join(t, "x")
+	y := tm.join(t, "y")
+	fsid := tm.current(t).GetFsid()
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: y, Name: "y", Metadata: map[string]string{"os": "linux", "mgrplane_version": "0.1.0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetStanding() == mgrv1.Standing_STANDING_ACTIVE {
+			m := tm.current(t)
+			if m.GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_SILENT || !strings.HasPrefix(m.GetReason(), "promoted y: active x silent for") {
+				t.Fatalf("promotion map %v", m)
+			}
+			return
+		}
+		time.Sleep(cfg.BeaconPeriod)
+	}
+	t.Fatal("y was never promoted")
+}
+
+func TestWatchIsOrderedAndResumable(t *testing.T) {
+	tm := startMonitor(t, testConfig(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := tm.mon.WatchMap(ctx, &mgrv1.WatchMapRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil || first.GetMap().GetEpoch() != 1 {
+		t.Fatalf("first map %v %v", first, err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for _, n := range []string{"a", "b", "c", "d"} {
+			tm.join(t, n)
+		}
+	}()
+	want := uint64(2)
+	for want <= 5 {
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetMap().GetEpoch() != want {
+			t.Fatalf("got epoch %d, want %d", r.GetMap().GetEpoch(), want)
+		}
+		want++
+	}
+	wg.Wait()
+	resumed, err := tm.mon.WatchMap(ctx, &mgrv1.WatchMapRequest{SinceEpoch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(4); want <= 5; want++ {
+		r, err := resumed.Recv()
+		if err != nil || r.GetMap().GetEpoch() != want {
+			t.Fatalf("resumed: epoch %d (%v), want %d", r.GetMap().GetEpoch(), err, want)
+		}
+	}
+}
+
+func TestWatchFromTrimmedEpochIsOutOfRange(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.HistoryLimit = 2
+	cfg.WatchMaxLag = 2
+	tm := startMonitor(t, cfg)
+	for _, n := range []string{"a", "b", "c", "d"} {
+		tm.join(t, n)
+	}
+	s, err := tm.mon.WatchMap(context.Background(), &mgrv1.WatchMapRequest{SinceEpoch: 1})
+	if err == nil {
+		_, err = s.Recv()
+	}
+	if status.Code(err) != codes.OutOfRange || !strings.Contains(status.Convert(err).Message(), "oldest kept epoch") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := tm.admin.GetMap(context.Background(), &mgrv1.GetMapRequest{Epoch: 1}); status.Code(err) != codes.OutOfRange {
+		t.Fatalf("dump of trimmed epoch: %v", err)
+	}
+}
+
+func TestGarbageOnThePortLeavesTheServerServing(t *testing.T) {
+	tm := startMonitor(t, testConfig(t))
+	for _, junk := range [][]byte{
+		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		{0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5}, // a TLS record header
+		[]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\xff\xff\xff\xff"),
+	} {
+		c, err := net.Dial("tcp", tm.srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write(junk)
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 512)
+		_, _ = c.Read(buf)
+		_ = c.Close()
+	}
+	if _, err := tm.admin.GetStat(context.Background(), &mgrv1.GetStatRequest{}); err != nil {
+		t.Fatalf("server stopped answering after garbage: %v", err)
+	}
+}

@@ -1,0 +1,156 @@
+package standby
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Defaults and bounds of Config, checked by Validate.
+const (
+	DefaultBeaconPeriod = time.Second
+	MinBeaconPeriod     = 10 * time.Millisecond
+	MaxBeaconPeriod     = time.Minute
+
+	DefaultMonitor  = "127.0.0.1:6789"
+	DefaultGRPCAddr = "127.0.0.1:6800"
+	DefaultHTTPAddr = "127.0.0.1:6880"
+
+	DefaultReconnectMin = 50 * time.Millisecond
+	DefaultReconnectMax = 2 * time.Second
+	MinReconnect        = time.Millisecond
+	MaxReconnect        = 5 * time.Minute
+
+	// MaxMonitors bounds Config.Monitors.
+	MaxMonitors = 16
+	// MaxNameLen bounds Config.Name.
+	MaxNameLen = 64
+	// MaxFSIDLen bounds Config.FSID.
+	MaxFSIDLen = 64
+	// MaxHostLen bounds Config.AdvertiseHost.
+	MaxHostLen = 253
+)
+
+var (
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+)
+
+// Config holds a manager's settings. Start from DefaultConfig.
+type Config struct {
+	// Name is the manager's name: 1 to 64 characters of [A-Za-z0-9_.-],
+	// starting with a letter or digit. Required.
+	Name string
+	// Monitors are the monitors' gRPC addresses (host:port). The manager uses
+	// the first that answers and moves to the next when one is unavailable.
+	Monitors []string
+	// FSID, when set, is the cluster this manager must join; Run fails when
+	// the monitors serve another.
+	FSID string
+	// BeaconPeriod is how often the manager beacons (10ms to 1m).
+	BeaconPeriod time.Duration
+	// GRPCAddr is where the manager server listens for gRPC while active
+	// (host:port; port 0 picks a free port).
+	GRPCAddr string
+	// HTTPAddr is where the manager server listens for HTTP while active.
+	HTTPAddr string
+	// AdvertiseHost is the host put in server_addrs and service URLs. Empty
+	// means the listen host, or the machine's hostname when listening on all
+	// addresses (0.0.0.0, ::, or no host).
+	AdvertiseHost string
+	// ReconnectMin and ReconnectMax bound the jittered exponential backoff of
+	// the map stream and of authentication retries.
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	// Logger receives the manager's logs; nil discards them.
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns the defaults; Name must still be set.
+func DefaultConfig() Config {
+	return Config{
+		Monitors:     []string{DefaultMonitor},
+		BeaconPeriod: DefaultBeaconPeriod,
+		GRPCAddr:     DefaultGRPCAddr,
+		HTTPAddr:     DefaultHTTPAddr,
+		ReconnectMin: DefaultReconnectMin,
+		ReconnectMax: DefaultReconnectMax,
+	}
+}
+
+// Validate reports every field out of bounds, each message naming the field
+// and the bound.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.Name) == 0 || len(c.Name) > MaxNameLen || !nameRE.MatchString(c.Name) {
+		bad("Name %q: must be 1 to %d characters of [A-Za-z0-9_.-], starting with a letter or digit", c.Name, MaxNameLen)
+	}
+	if n := len(c.Monitors); n == 0 || n > MaxMonitors {
+		bad("Monitors: %d addresses, must be 1 to %d", n, MaxMonitors)
+	}
+	for i, a := range c.Monitors {
+		if err := checkAddr(a, false); err != nil {
+			bad("Monitors[%d] %q: %v", i, a, err)
+		}
+	}
+	if len(c.FSID) > MaxFSIDLen || !utf8.ValidString(c.FSID) {
+		bad("FSID: must be at most %d bytes of UTF-8", MaxFSIDLen)
+	}
+	if c.BeaconPeriod < MinBeaconPeriod || c.BeaconPeriod > MaxBeaconPeriod {
+		bad("BeaconPeriod %v: must be between %v and %v", c.BeaconPeriod, MinBeaconPeriod, MaxBeaconPeriod)
+	}
+	if err := checkAddr(c.GRPCAddr, true); err != nil {
+		bad("GRPCAddr %q: %v", c.GRPCAddr, err)
+	}
+	if err := checkAddr(c.HTTPAddr, true); err != nil {
+		bad("HTTPAddr %q: %v", c.HTTPAddr, err)
+	}
+	if c.GRPCAddr == c.HTTPAddr && !hasPortZero(c.GRPCAddr) {
+		bad("HTTPAddr %q: must differ from GRPCAddr", c.HTTPAddr)
+	}
+	if c.AdvertiseHost != "" {
+		if len(c.AdvertiseHost) > MaxHostLen || (net.ParseIP(c.AdvertiseHost) == nil && !hostRE.MatchString(c.AdvertiseHost)) {
+			bad("AdvertiseHost %q: must be an IP address or a host name of at most %d characters, without a port", c.AdvertiseHost, MaxHostLen)
+		}
+	}
+	if c.ReconnectMin < MinReconnect || c.ReconnectMin > MaxReconnect {
+		bad("ReconnectMin %v: must be between %v and %v", c.ReconnectMin, MinReconnect, MaxReconnect)
+	}
+	if c.ReconnectMax < c.ReconnectMin || c.ReconnectMax > MaxReconnect {
+		bad("ReconnectMax %v: must be between ReconnectMin (%v) and %v", c.ReconnectMax, c.ReconnectMin, MaxReconnect)
+	}
+	return errors.Join(errs...)
+}
+
+// checkAddr checks host:port; listen allows port 0 and an empty host (all
+// addresses), for listen addresses.
+func checkAddr(a string, listen bool) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("must be host:port")
+	}
+	if host == "" && !listen {
+		return fmt.Errorf("must name a host")
+	}
+	lo := 1
+	if listen {
+		lo = 0
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < lo || p > 65535 {
+		return fmt.Errorf("port must be %d to 65535", lo)
+	}
+	return nil
+}
+
+func hasPortZero(a string) bool {
+	_, port, err := net.SplitHostPort(a)
+	return err == nil && port == "0"
+}

@@ -1,0 +1,541 @@
+// Package role is the manager's state machine, Ceph's MgrStandby: it
+// authenticates with the monitor, follows the map stream, beacons, and when
+// the map names it active it starts the manager server and its modules; when
+// the map (or a beacon answer) says it no longer is, it stops serving before
+// anything else and goes on as a standby in the same process.
+package role
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/standby/internal/backoff"
+	"github.com/mgrplane/mgrplane/services/standby/internal/beacon"
+	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
+	"github.com/mgrplane/mgrplane/services/standby/internal/server"
+	"github.com/mgrplane/mgrplane/services/standby/internal/watch"
+)
+
+// State is where the manager stands.
+type State int32
+
+// The states. Standby → Activating when a map names this manager active (the
+// server and modules are started, and a beacon with available=true goes out
+// at once); Activating → Active when a map says available; Activating or
+// Active → Stopping when a map names another active, a beacon is answered
+// STALE or refused for the gid, or on shutdown; Stopping → Standby once
+// nothing serves any more.
+const (
+	StateStandby State = iota
+	StateActivating
+	StateActive
+	StateStopping
+)
+
+// String names the state.
+func (s State) String() string {
+	switch s {
+	case StateStandby:
+		return "standby"
+	case StateActivating:
+		return "activating"
+	case StateActive:
+		return "active"
+	case StateStopping:
+		return "stopping"
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// Module is a module as the role runs it.
+type Module interface {
+	server.Module
+	// CanRun returns nil if the module can run here. It may be called from
+	// any goroutine.
+	CanRun() error
+}
+
+// Monitor is what the role needs of the monitors; monclient.Client is one.
+// Its errors are classified with the monclient sentinels.
+type Monitor interface {
+	beacon.Sender
+	watch.Streamer
+	Authenticate(ctx context.Context, req *mgrv1.AuthenticateRequest) (*mgrv1.AuthenticateResponse, error)
+	Leave(ctx context.Context, req *mgrv1.LeaveRequest) (*mgrv1.LeaveResponse, error)
+}
+
+// Config holds the role's settings, already checked.
+type Config struct {
+	Name string
+	// FSID, when set, is the cluster this manager must join.
+	FSID         string
+	BeaconPeriod time.Duration
+	// GRPCAddr and HTTPAddr are the server's listen addresses.
+	GRPCAddr string
+	HTTPAddr string
+	// AdvertiseGRPC and AdvertiseHTTP are the hosts put in server_addrs and
+	// service URLs for each listener.
+	AdvertiseGRPC string
+	AdvertiseHTTP string
+	ReconnectMin  time.Duration
+	ReconnectMax  time.Duration
+	// Metadata is sent in every beacon.
+	Metadata map[string]string
+	// AlwaysRun names modules run whenever active, whatever the map says.
+	AlwaysRun []string
+	// DrainTimeout bounds the server's graceful stop.
+	DrainTimeout time.Duration
+	// LeaveTimeout bounds the Leave call on shutdown.
+	LeaveTimeout time.Duration
+}
+
+// Role runs one manager. Its accessors are safe for concurrent use; Run is
+// called once.
+type Role struct {
+	cfg     Config
+	modules []Module
+	log     hclog.Logger
+
+	// Published to other goroutines.
+	gid         atomic.Uint64
+	state       atomic.Int32
+	current     atomic.Pointer[mgrv1.MgrMap]
+	srv         atomic.Pointer[server.Server]
+	activeSince atomic.Pointer[time.Time]
+
+	// Owned by Run's goroutine.
+	mon         Monitor
+	beaconer    *beacon.Beaconer
+	fsid        string
+	activeEpoch uint64
+	lastReport  *mgrv1.BeaconRequest
+	// notActiveAt is the newest epoch at which a beacon answer said this
+	// gid was not the active: an older map naming it active is out of date.
+	notActiveAt uint64
+	announced   bool
+	failures    int
+	cannotRun   map[string]string
+}
+
+// New returns a Role for modules, sorted by name.
+func New(cfg Config, modules []Module, log hclog.Logger) *Role {
+	mods := slices.Clone(modules)
+	slices.SortFunc(mods, func(a, b Module) int {
+		if a.Name() < b.Name() {
+			return -1
+		}
+		if a.Name() > b.Name() {
+			return 1
+		}
+		return 0
+	})
+	return &Role{cfg: cfg, modules: mods, log: log, fsid: cfg.FSID, cannotRun: map[string]string{}}
+}
+
+// GID is the gid the monitor issued, or 0 while there is none (before
+// authentication, while authenticating again, and after Run returned).
+func (r *Role) GID() uint64 { return r.gid.Load() }
+
+// State is where the manager stands now.
+func (r *Role) State() State { return State(r.state.Load()) }
+
+// Serving reports whether the manager server is up and not stopping.
+func (r *Role) Serving() bool {
+	s := r.State()
+	return s == StateActivating || s == StateActive
+}
+
+// Map is the newest map received, or nil.
+func (r *Role) Map() *mgrv1.MgrMap { return r.current.Load() }
+
+// ActiveSince is when the current activation began; zero when not serving.
+func (r *Role) ActiveSince() time.Time {
+	if t := r.activeSince.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
+// GRPCAddr is the bound gRPC address while serving, else "".
+func (r *Role) GRPCAddr() string {
+	if s := r.srv.Load(); s != nil && r.Serving() {
+		return s.GRPCAddr().String()
+	}
+	return ""
+}
+
+// HTTPAddr is the bound HTTP address while serving, else "".
+func (r *Role) HTTPAddr() string {
+	if s := r.srv.Load(); s != nil && r.Serving() {
+		return s.HTTPAddr().String()
+	}
+	return ""
+}
+
+// Running names the running modules, sorted; none while not serving.
+func (r *Role) Running() []string {
+	if s := r.srv.Load(); s != nil && r.Serving() {
+		return s.Running()
+	}
+	return []string{}
+}
+
+func (r *Role) setState(s State) { r.state.Store(int32(s)) }
+
+// Run authenticates, then follows the map and beacons until ctx is done or a
+// fatal error (the monitor refuses the name or the fsid, the server cannot
+// listen). On return nothing serves, every goroutine it started has returned,
+// and a manager that held a gid has told the monitor it leaves. It returns
+// nil when ctx ends it.
+func (r *Role) Run(ctx context.Context, mon Monitor) error {
+	r.mon = mon
+	r.beaconer = beacon.New(mon, r.cfg.BeaconPeriod, r.moduleInfo, r.log.Named("beacon"))
+	if err := r.authenticate(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+
+	maps := make(chan *mgrv1.MgrMap)
+	results := make(chan beacon.Result)
+	hctx, stopHelpers := context.WithCancel(ctx)
+	defer stopHelpers()
+	g, gctx := errgroup.WithContext(hctx)
+	w := watch.New(mon, r.cfg.ReconnectMin, r.cfg.ReconnectMax, r.log.Named("watch"))
+	g.Go(func() error { return w.Run(gctx, maps) })
+	g.Go(func() error { return r.beaconer.Run(gctx, results) })
+
+	err := r.loop(ctx, gctx, maps, results)
+	// Stop serving first, then stop beaconing, then leave.
+	r.stopServing("shutting down")
+	stopHelpers()
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	r.leave(ctx)
+	return err
+}
+
+func (r *Role) loop(ctx, helpers context.Context, maps <-chan *mgrv1.MgrMap, results <-chan beacon.Result) error {
+	for {
+		var changed <-chan struct{}
+		if s := r.srv.Load(); s != nil {
+			changed = s.Changed()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-helpers.Done():
+			return nil
+		case m := <-maps:
+			if err := r.handleMap(m); err != nil {
+				return err
+			}
+		case res := <-results:
+			if err := r.handleBeacon(ctx, res); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		case <-changed:
+			r.report(false)
+		}
+	}
+}
+
+// handleMap is Ceph's MgrStandby::handle_mgr_map.
+func (r *Role) handleMap(m *mgrv1.MgrMap) error {
+	r.current.Store(m)
+	gid := r.gid.Load()
+	named := gid != 0 && m.GetActiveGid() == gid
+	serving := r.srv.Load() != nil
+	r.log.Debug("map received", "epoch", m.GetEpoch(), "active_gid", m.GetActiveGid(), "gid", gid)
+	switch {
+	case named && serving && m.GetActiveEpoch() != r.activeEpoch:
+		// Promoted again at a new epoch: another may have served in between.
+		r.stopServing(fmt.Sprintf("map epoch %d promoted this manager again at active epoch %d", m.GetEpoch(), m.GetActiveEpoch()))
+		return r.activate(m)
+	case named && serving:
+		r.applyModules(m)
+		if m.GetAvailable() && r.State() == StateActivating {
+			r.setState(StateActive)
+			r.log.Debug("map says this manager is available", "gid", gid, "epoch", m.GetEpoch())
+		}
+		return nil
+	case named && m.GetEpoch() < r.notActiveAt:
+		r.log.Debug("map names this manager active, but the monitor since said otherwise; waiting for a newer map",
+			"epoch", m.GetEpoch(), "not_active_at", r.notActiveAt)
+	case named:
+		return r.activate(m)
+	case serving:
+		r.stopServing(fmt.Sprintf("map epoch %d names %q (gid %d) active", m.GetEpoch(), m.GetActiveName(), m.GetActiveGid()))
+	case !r.announced && gid != 0:
+		r.announced = true
+		r.log.Info("running as standby", "gid", gid, "epoch", m.GetEpoch(), "active", m.GetActiveName(), "active_gid", m.GetActiveGid())
+	}
+	return nil
+}
+
+// activate starts the server and the enabled modules, then beacons
+// available=true at once.
+func (r *Role) activate(m *mgrv1.MgrMap) error {
+	r.setState(StateActivating)
+	r.activeEpoch = m.GetActiveEpoch()
+	mods := make([]server.Module, len(r.modules))
+	for i, mod := range r.modules {
+		mods[i] = mod
+	}
+	srv, err := server.New(server.Config{
+		GRPCAddr:       r.cfg.GRPCAddr,
+		HTTPAddr:       r.cfg.HTTPAddr,
+		ActiveEpoch:    m.GetActiveEpoch(),
+		DrainTimeout:   r.cfg.DrainTimeout,
+		ModuleStopWarn: r.cfg.DrainTimeout,
+	}, mods, r.log.Named("server"))
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		r.setState(StateStandby)
+		return fmt.Errorf("failed to activate: %w", err)
+	}
+	now := time.Now()
+	r.activeSince.Store(&now)
+	r.srv.Store(srv)
+	r.applyModules(m)
+	r.report(true)
+	if m.GetAvailable() {
+		r.setState(StateActive)
+	}
+	r.log.Info("became active", "gid", r.gid.Load(), "epoch", m.GetEpoch(), "active_epoch", m.GetActiveEpoch(),
+		"grpc_addr", srv.GRPCAddr().String(), "http_addr", srv.HTTPAddr().String(), "modules", srv.Running())
+	return nil
+}
+
+// stopServing stops the server, if any, before anything else, then beacons
+// available=false at once.
+func (r *Role) stopServing(reason string) {
+	srv := r.srv.Load()
+	if srv == nil {
+		return
+	}
+	r.setState(StateStopping)
+	r.log.Debug("stopping serving", "reason", reason)
+	srv.Stop()
+	r.srv.Store(nil)
+	r.activeSince.Store(nil)
+	r.setState(StateStandby)
+	r.announced = true
+	epoch := r.current.Load().GetEpoch()
+	r.log.Info("became standby", "gid", r.gid.Load(), "epoch", epoch, "reason", reason)
+	r.report(true)
+}
+
+// applyModules starts the modules the map enables and stops the others.
+func (r *Role) applyModules(m *mgrv1.MgrMap) {
+	srv := r.srv.Load()
+	if srv == nil {
+		return
+	}
+	want := map[string]bool{}
+	for _, n := range r.cfg.AlwaysRun {
+		want[n] = true
+	}
+	for _, n := range m.GetModules() {
+		want[n] = true
+	}
+	for _, n := range m.GetAlwaysOnModules() {
+		want[n] = true
+	}
+	var names []string
+	for _, mod := range r.modules {
+		n := mod.Name()
+		if !want[n] {
+			continue
+		}
+		if err := mod.CanRun(); err != nil {
+			if r.cannotRun[n] != err.Error() {
+				r.cannotRun[n] = err.Error()
+				r.log.Warn("module is enabled but cannot run here", "module", n, "error", err)
+			}
+			continue
+		}
+		delete(r.cannotRun, n)
+		names = append(names, n)
+	}
+	srv.SetEnabled(names)
+	r.report(false)
+}
+
+// handleBeacon acts on one beacon's outcome.
+func (r *Role) handleBeacon(ctx context.Context, res beacon.Result) error {
+	gid := r.gid.Load()
+	if res.GID != gid {
+		return nil // sent under an older gid
+	}
+	if res.Err != nil {
+		if errors.Is(res.Err, monclient.ErrRefused) {
+			r.stopServing("the monitor refused the beacon: " + res.Err.Error())
+			r.log.Warn("the monitor no longer knows this gid; authenticating again", "gid", gid, "error", res.Err)
+			return r.reauthenticate(ctx)
+		}
+		r.failures++
+		if r.failures == 1 || r.failures%30 == 0 {
+			r.log.Warn("beacon failed", "gid", gid, "failures", r.failures, "error", res.Err)
+		}
+		return nil
+	}
+	if r.failures > 0 {
+		r.log.Info("beacon answered again", "gid", gid, "failures", r.failures)
+		r.failures = 0
+	}
+	switch st := res.Resp.GetStanding(); st {
+	case mgrv1.Standing_STANDING_STALE, mgrv1.Standing_STANDING_STANDBY:
+		e := res.Resp.GetEpoch()
+		r.notActiveAt = max(r.notActiveAt, e)
+		// An answer from before this activation says nothing about it.
+		if r.srv.Load() != nil && e >= r.activeEpoch {
+			r.stopServing(fmt.Sprintf("the monitor answered %s at epoch %d (active epoch %d)", standingName(st), e, res.Resp.GetActiveEpoch()))
+		}
+	}
+	return nil
+}
+
+func standingName(s mgrv1.Standing) string {
+	switch s {
+	case mgrv1.Standing_STANDING_STALE:
+		return "stale"
+	case mgrv1.Standing_STANDING_STANDBY:
+		return "standby"
+	}
+	return s.String()
+}
+
+// reauthenticate drops the gid and gets a new one.
+func (r *Role) reauthenticate(ctx context.Context) error {
+	r.gid.Store(0)
+	r.announced = false
+	r.notActiveAt = 0
+	r.beaconer.Set(nil)
+	return r.authenticate(ctx)
+}
+
+// authenticate gets a gid, retrying while the monitors are unreachable. It
+// returns ctx.Err() when ctx ends it.
+func (r *Role) authenticate(ctx context.Context) error {
+	bo := backoff.New(r.cfg.ReconnectMin, r.cfg.ReconnectMax)
+	timeout := max(2*r.cfg.BeaconPeriod, time.Second)
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		resp, err := r.mon.Authenticate(actx, &mgrv1.AuthenticateRequest{Fsid: r.fsid, Name: r.cfg.Name})
+		cancel()
+		if err == nil {
+			if r.fsid != "" && resp.GetFsid() != r.fsid {
+				return fmt.Errorf("failed to authenticate as %q: the monitor answered for cluster %q, not %q", r.cfg.Name, resp.GetFsid(), r.fsid)
+			}
+			r.fsid = resp.GetFsid()
+			r.gid.Store(resp.GetGid())
+			r.checkTimings(resp)
+			r.log.Info("authenticated", "gid", resp.GetGid(), "fsid", resp.GetFsid())
+			r.report(true)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, monclient.ErrUnavailable) && !errors.Is(err, monclient.ErrSlow) {
+			return fmt.Errorf("failed to authenticate as %q: %w", r.cfg.Name, err)
+		}
+		if attempt == 1 || attempt%30 == 0 {
+			r.log.Warn("authenticate failed; retrying", "attempts", attempt, "error", err)
+		}
+		if !bo.Wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}
+
+// checkTimings warns when the monitor's timings do not fit ours.
+func (r *Role) checkTimings(resp *mgrv1.AuthenticateResponse) {
+	if p := resp.GetBeaconPeriod(); p != nil && p.AsDuration() > 0 && p.AsDuration() != r.cfg.BeaconPeriod {
+		r.log.Warn("the monitor expects another beacon period", "monitor", p.AsDuration(), "ours", r.cfg.BeaconPeriod)
+	}
+	if g := resp.GetGrace(); g != nil && g.AsDuration() > 0 && g.AsDuration() <= 2*r.cfg.BeaconPeriod {
+		r.log.Warn("the monitor's grace is at most two of our beacon periods; this manager may be dropped while alive",
+			"grace", g.AsDuration(), "beacon_period", r.cfg.BeaconPeriod)
+	}
+}
+
+// report sets what the next beacons say; it beacons at once when forced or
+// when the report changed.
+func (r *Role) report(force bool) {
+	req := &mgrv1.BeaconRequest{
+		Fsid:     r.fsid,
+		Gid:      r.gid.Load(),
+		Name:     r.cfg.Name,
+		Metadata: r.cfg.Metadata,
+	}
+	if srv := r.srv.Load(); srv != nil && r.Serving() {
+		req.Available = true
+		req.ServerAddrs = []string{
+			net.JoinHostPort(r.cfg.AdvertiseGRPC, server.Port(srv.GRPCAddr())),
+			net.JoinHostPort(r.cfg.AdvertiseHTTP, server.Port(srv.HTTPAddr())),
+		}
+		httpHost := net.JoinHostPort(r.cfg.AdvertiseHTTP, server.Port(srv.HTTPAddr()))
+		for _, n := range srv.Running() {
+			if srv.HasHTTP(n) {
+				if req.Services == nil {
+					req.Services = map[string]string{}
+				}
+				req.Services[n] = "http://" + httpHost + "/" + n + "/"
+			}
+		}
+	}
+	changed := !proto.Equal(req, r.lastReport)
+	r.lastReport = req
+	r.beaconer.Set(req)
+	if force || changed {
+		r.beaconer.Kick()
+	}
+}
+
+// moduleInfo describes every module for a beacon.
+func (r *Role) moduleInfo() []*mgrv1.ModuleInfo {
+	infos := make([]*mgrv1.ModuleInfo, 0, len(r.modules))
+	for _, m := range r.modules {
+		info := &mgrv1.ModuleInfo{Name: m.Name(), CanRun: true}
+		if err := m.CanRun(); err != nil {
+			info.CanRun, info.ErrorString = false, err.Error()
+		}
+		infos = append(infos, info)
+	}
+	return infos
+}
+
+// leave tells the monitor this manager goes, if it holds a gid.
+func (r *Role) leave(ctx context.Context) {
+	gid := r.gid.Load()
+	if gid == 0 {
+		return
+	}
+	defer r.gid.Store(0)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.LeaveTimeout)
+	defer cancel()
+	if _, err := r.mon.Leave(lctx, &mgrv1.LeaveRequest{Fsid: r.fsid, Gid: gid, Name: r.cfg.Name}); err != nil {
+		r.log.Warn("failed to leave; the monitor will drop this manager after its grace", "gid", gid, "error", err)
+		return
+	}
+	r.log.Info("left the map", "gid", gid)
+}

@@ -1,0 +1,122 @@
+package role
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func newTestLogger(t testing.TB) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
+}
+
+// refusingMonitor answers every Authenticate with authErr.
+type refusingMonitor struct {
+	authErr error
+	auths   atomic.Int32
+	leaves  atomic.Int32
+}
+
+func (m *refusingMonitor) Authenticate(context.Context, *mgrv1.AuthenticateRequest) (*mgrv1.AuthenticateResponse, error) {
+	m.auths.Add(1)
+	return nil, monclient.Classify(m.authErr)
+}
+
+func (m *refusingMonitor) Leave(context.Context, *mgrv1.LeaveRequest) (*mgrv1.LeaveResponse, error) {
+	m.leaves.Add(1)
+	return &mgrv1.LeaveResponse{}, nil
+}
+
+func (m *refusingMonitor) Beacon(context.Context, *mgrv1.BeaconRequest) (*mgrv1.BeaconResponse, error) {
+	return nil, monclient.Classify(status.Error(codes.Unavailable, "down"))
+}
+
+func (m *refusingMonitor) WatchMap(context.Context, *mgrv1.WatchMapRequest) (int, grpc.ServerStreamingClient[mgrv1.WatchMapResponse], error) {
+	return 0, nil, monclient.Classify(status.Error(codes.Unavailable, "down"))
+}
+
+func (m *refusingMonitor) Report(int, error) {}
+
+func testRole(t *testing.T) *Role {
+	return New(Config{
+		Name: "x", BeaconPeriod: 10 * time.Millisecond, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		AdvertiseGRPC: "127.0.0.1", AdvertiseHTTP: "127.0.0.1", ReconnectMin: time.Millisecond, ReconnectMax: 5 * time.Millisecond,
+		DrainTimeout: 100 * time.Millisecond, LeaveTimeout: time.Second,
+	}, nil, newTestLogger(t))
+}
+
+func TestAuthenticate(t *testing.T) {
+	tests := map[string]struct {
+		err     error
+		wantErr codes.Code // OK: Run keeps retrying until cancelled, then returns nil
+	}{
+		"unavailable retries": {err: status.Error(codes.Unavailable, "no monitor")},
+		"deadline retries":    {err: status.Error(codes.DeadlineExceeded, "slow")},
+		"bad name fails":      {err: status.Error(codes.InvalidArgument, "bad name"), wantErr: codes.InvalidArgument},
+		"wrong fsid fails":    {err: status.Error(codes.FailedPrecondition, "wrong fsid"), wantErr: codes.FailedPrecondition},
+		"credentials fail":    {err: status.Error(codes.PermissionDenied, "no"), wantErr: codes.PermissionDenied},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			mon := &refusingMonitor{authErr: tc.err}
+			r := testRole(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx, mon) }()
+			if tc.wantErr == codes.OK {
+				for deadline := time.Now().Add(10 * time.Second); mon.auths.Load() < 3; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("no retries")
+					}
+				}
+				cancel()
+			}
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			if status.Code(err) != tc.wantErr {
+				t.Fatalf("Run = %v, want code %v", err, tc.wantErr)
+			}
+			if mon.leaves.Load() != 0 || r.GID() != 0 || r.State() != StateStandby {
+				t.Errorf("leaves %d gid %d state %v, want no gid and no leave", mon.leaves.Load(), r.GID(), r.State())
+			}
+		})
+	}
+}
+
+func TestStateString(t *testing.T) {
+	tests := map[State]string{
+		StateStandby: "standby", StateActivating: "activating", StateActive: "active", StateStopping: "stopping", State(9): "State(9)",
+	}
+	for s, want := range tests {
+		if got := s.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", int32(s), got, want)
+		}
+	}
+}

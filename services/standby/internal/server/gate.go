@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// errNotActive answers requests that arrive while the server stops.
+var errNotActive = status.Error(codes.Unavailable, "this manager is no longer active")
+
+func notEnabled(module string) string {
+	return fmt.Sprintf("module %s is not enabled", module)
+}
+
+// gate refuses a call when the server is fenced or the service's module is
+// not running, and sets the active-epoch header on every answer.
+func (s *Server) gate(ctx context.Context, fullMethod string, setHeader func(metadata.MD) error) error {
+	_ = setHeader(metadata.Pairs(ActiveEpochHeader, strconv.FormatUint(s.cfg.ActiveEpoch, 10)))
+	if s.fenced.Load() {
+		return errNotActive
+	}
+	if m, ok := s.owner[serviceOf(fullMethod)]; ok && !s.isRunning(m) {
+		return status.Error(codes.Unavailable, notEnabled(m))
+	}
+	return nil
+}
+
+func (s *Server) unaryGate(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := s.gate(ctx, info.FullMethod, func(md metadata.MD) error { return grpc.SetHeader(ctx, md) }); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func (s *Server) streamGate(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := s.gate(ss.Context(), info.FullMethod, ss.SetHeader); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}
+
+// httpFence sets the active-epoch header on every answer and refuses every
+// request once the server is fenced.
+func (s *Server) httpFence(next http.Handler) http.Handler {
+	epoch := strconv.FormatUint(s.cfg.ActiveEpoch, 10)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(ActiveEpochHeader, epoch)
+		if s.fenced.Load() {
+			http.Error(w, "this manager is no longer active", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// moduleGate answers 503 while module name is not running.
+func (s *Server) moduleGate(name string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.isRunning(name) {
+			http.Error(w, notEnabled(name), http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// notHealth skips health checks in the call log: probes call them often.
+var notHealth = selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+	return c.Service != healthpb.Health_ServiceDesc.ServiceName
+})
+
+// hclogAdapter feeds the logging interceptor into hclog.
+func hclogAdapter(l hclog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(_ context.Context, lvl logging.Level, msg string, fields ...any) {
+		switch lvl {
+		case logging.LevelDebug:
+			l.Debug(msg, fields...)
+		case logging.LevelInfo:
+			l.Info(msg, fields...)
+		case logging.LevelWarn:
+			l.Warn(msg, fields...)
+		default:
+			l.Error(msg, fields...)
+		}
+	})
+}
+
+// callLevel logs successful calls at debug: the active answers many.
+func callLevel(c codes.Code) logging.Level {
+	if c == codes.OK {
+		return logging.LevelDebug
+	}
+	return logging.DefaultServerCodeToLevel(c)
+}
+
+func loggingOpts() []logging.Option {
+	return []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)}
+}
+
+func unaryLogger(l hclog.Logger) grpc.UnaryServerInterceptor {
+	return selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(hclogAdapter(l.Named("grpc")), loggingOpts()...), notHealth)
+}
+
+func streamLogger(l hclog.Logger) grpc.StreamServerInterceptor {
+	return selector.StreamServerInterceptor(logging.StreamServerInterceptor(hclogAdapter(l.Named("grpc")), loggingOpts()...), notHealth)
+}
+
+// recovered logs a handler's panic and answers Internal with a generic
+// message.
+func recovered(l hclog.Logger) recovery.Option {
+	return recovery.WithRecoveryHandler(func(p any) error {
+		l.Error("gRPC handler panicked", "panic", p)
+		return status.Error(codes.Internal, "internal error")
+	})
+}
+
+func unaryRecovery(l hclog.Logger) grpc.UnaryServerInterceptor {
+	return recovery.UnaryServerInterceptor(recovered(l))
+}
+
+func streamRecovery(l hclog.Logger) grpc.StreamServerInterceptor {
+	return recovery.StreamServerInterceptor(recovered(l))
+}

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package sysinfo
+
+// kernelRelease is unknown off unix.
+func kernelRelease() string { return "" }

@@ -1,0 +1,148 @@
+package watch
+
+import (
+	"context"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func newTestLogger(t testing.TB) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
+}
+
+// script is one WatchMap call's outcome: an error at open, or maps then an
+// end (nil end: block until cancelled).
+type script struct {
+	openErr error
+	epochs  []uint64
+	end     error
+}
+
+// fakeStreamer plays scripts in order and records the since_epoch asked.
+type fakeStreamer struct {
+	mu      sync.Mutex
+	scripts []script
+	since   []uint64
+	reports []codes.Code
+}
+
+func (f *fakeStreamer) WatchMap(ctx context.Context, req *mgrv1.WatchMapRequest) (int, grpc.ServerStreamingClient[mgrv1.WatchMapResponse], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.since = append(f.since, req.GetSinceEpoch())
+	var s script
+	if len(f.scripts) > 0 {
+		s, f.scripts = f.scripts[0], f.scripts[1:]
+	}
+	if s.openErr != nil {
+		return 0, nil, monclient.Classify(s.openErr)
+	}
+	return 0, &fakeStream{ctx: ctx, epochs: s.epochs, end: s.end}, nil
+}
+
+func (f *fakeStreamer) Report(_ int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reports = append(f.reports, status.Code(err))
+}
+
+type fakeStream struct {
+	grpc.ClientStream
+	ctx    context.Context
+	epochs []uint64
+	end    error
+}
+
+func (s *fakeStream) Recv() (*mgrv1.WatchMapResponse, error) {
+	if len(s.epochs) > 0 {
+		e := s.epochs[0]
+		s.epochs = s.epochs[1:]
+		return &mgrv1.WatchMapResponse{Map: &mgrv1.MgrMap{Epoch: e}}, nil
+	}
+	if s.end != nil {
+		return nil, monclient.Classify(s.end)
+	}
+	<-s.ctx.Done()
+	return nil, monclient.Classify(status.FromContextError(s.ctx.Err()).Err())
+}
+
+func TestRunResumes(t *testing.T) {
+	src := &fakeStreamer{scripts: []script{
+		{epochs: []uint64{1, 2, 3}, end: status.Error(codes.Unavailable, "monitor gone")},
+		{epochs: []uint64{3, 4}, end: io.EOF},
+		{openErr: status.Error(codes.OutOfRange, "epoch 5 trimmed")},
+		{epochs: []uint64{2, 9}, end: status.Error(codes.ResourceExhausted, "too slow")},
+		{epochs: []uint64{10}},
+	}}
+	w := New(src, time.Millisecond, 2*time.Millisecond, newTestLogger(t))
+	out := make(chan *mgrv1.MgrMap)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, out) }()
+
+	var got []uint64
+	for len(got) < 6 {
+		select {
+		case m := <-out:
+			got = append(got, m.GetEpoch())
+		case <-time.After(10 * time.Second):
+			t.Fatalf("maps so far %v", got)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if want := []uint64{1, 2, 3, 4, 9, 10}; !slices.Equal(got, want) {
+		t.Errorf("maps = %v, want %v (in order, no duplicates)", got, want)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if want := []uint64{0, 3, 4, 0, 9}; !slices.Equal(src.since, want) {
+		t.Errorf("since_epoch = %v, want %v", src.since, want)
+	}
+	if !slices.Contains(src.reports, codes.Unavailable) {
+		t.Errorf("reports = %v, want the Unavailable stream end reported", src.reports)
+	}
+}
+
+func TestRunReturnsOnCancelWhileBlockedOnOut(t *testing.T) {
+	src := &fakeStreamer{scripts: []script{{epochs: []uint64{1}}}}
+	w := New(src, time.Millisecond, time.Millisecond, newTestLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, make(chan *mgrv1.MgrMap)) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}

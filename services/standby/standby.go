@@ -1,0 +1,202 @@
+// Package standby is the mgrplane manager daemon as a library: a manager
+// authenticates with the monitors, follows the MgrMap, beacons, and while the
+// map names it active it serves the embedded manager server (gRPC and HTTP)
+// with its modules. When it loses the role it stops serving before anything
+// else and goes on as a standby in the same process.
+//
+// Embedders build their own manager with their own modules:
+//
+//	cfg := standby.DefaultConfig()
+//	cfg.Name = "x"
+//	sb, err := standby.New(cfg, myModule{})
+//	...
+//	err = sb.Run(ctx) // until ctx is cancelled
+//
+// The built-in module "status" always runs on the active: GET /status/ and
+// mgr.v1.ManagerService/GetStatus.
+package standby
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
+	"github.com/mgrplane/mgrplane/services/standby/internal/role"
+	"github.com/mgrplane/mgrplane/services/standby/internal/server"
+	"github.com/mgrplane/mgrplane/services/standby/internal/sysinfo"
+)
+
+// StatusModule is the name of the built-in module that always runs on the
+// active manager.
+const StatusModule = "status"
+
+// MaxModuleNameLen bounds a module's name.
+const MaxModuleNameLen = 32
+
+// Timings of the stop path.
+const (
+	// drainTimeout bounds the manager server's graceful stop; then its
+	// connections are closed.
+	drainTimeout = 500 * time.Millisecond
+	// leaveTimeout bounds the Leave call on shutdown.
+	leaveTimeout = 2 * time.Second
+)
+
+var moduleRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// Standby is one manager. Make it with New and run it with Run; its other
+// methods are safe for concurrent use.
+type Standby struct {
+	cfg     Config
+	log     hclog.Logger
+	role    *role.Role
+	started time.Time
+	ran     atomic.Bool
+}
+
+// New checks cfg and the modules and returns a manager carrying them and the
+// built-in status module. It opens nothing: Run does.
+func New(cfg Config, modules ...Module) (*Standby, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	s := &Standby{cfg: cfg, log: log, started: time.Now()}
+
+	all := append([]Module{statusModule{s: s}}, modules...)
+	seen := map[string]bool{}
+	rmods := make([]role.Module, 0, len(all))
+	modLog := log.Named("module")
+	for i, m := range all {
+		if m == nil {
+			return nil, fmt.Errorf("modules[%d]: nil module", i-1)
+		}
+		n := m.Name()
+		if len(n) > MaxModuleNameLen || !moduleRE.MatchString(n) {
+			return nil, fmt.Errorf("module %q: name must be 1 to %d characters of [a-z0-9_], starting with a lower-case letter", n, MaxModuleNameLen)
+		}
+		if seen[n] {
+			if n == StatusModule {
+				return nil, fmt.Errorf("module %q: the name is taken by the built-in module", n)
+			}
+			return nil, fmt.Errorf("module %q: listed twice", n)
+		}
+		seen[n] = true
+		rmods = append(rmods, adapter{m: m, host: host{s: s, log: modLog.Named(n)}})
+	}
+
+	advGRPC := advertise(cfg.AdvertiseHost, cfg.GRPCAddr, os.Hostname)
+	advHTTP := advertise(cfg.AdvertiseHost, cfg.HTTPAddr, os.Hostname)
+	s.role = role.New(role.Config{
+		Name:          cfg.Name,
+		FSID:          cfg.FSID,
+		BeaconPeriod:  cfg.BeaconPeriod,
+		GRPCAddr:      cfg.GRPCAddr,
+		HTTPAddr:      cfg.HTTPAddr,
+		AdvertiseGRPC: advGRPC,
+		AdvertiseHTTP: advHTTP,
+		ReconnectMin:  cfg.ReconnectMin,
+		ReconnectMax:  cfg.ReconnectMax,
+		Metadata:      sysinfo.Host().Collect(advGRPC),
+		AlwaysRun:     []string{StatusModule},
+		DrainTimeout:  drainTimeout,
+		LeaveTimeout:  leaveTimeout,
+	}, rmods, log)
+	return s, nil
+}
+
+// advertise returns the host to advertise for the listen address addr: the
+// configured one, else the listen host, else (all addresses) the machine's
+// hostname.
+func advertise(configured, addr string, hostname func() (string, error)) string {
+	if configured != "" {
+		return configured
+	}
+	listen, _, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(listen); listen != "" && (ip == nil || !ip.IsUnspecified()) {
+		return listen
+	}
+	if h, err := hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
+
+// Run runs the manager until ctx is done, then stops serving, leaves the map
+// and returns nil; it returns an error when the manager cannot go on (the
+// monitors refuse its name or fsid, its server cannot listen). Run may be
+// called once.
+func (s *Standby) Run(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return errors.New("standby: Run called twice")
+	}
+	mon, err := monclient.New(s.cfg.Monitors, s.log.Named("monclient"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mon.Close() }()
+	return s.role.Run(ctx, mon)
+}
+
+// GID is the gid the monitor issued to this manager, or 0 while it has none
+// (before authentication, while authenticating again, after Run returned).
+func (s *Standby) GID() uint64 { return s.role.GID() }
+
+// Active reports whether this manager serves as the active now.
+func (s *Standby) Active() bool { return s.role.Serving() }
+
+// Map is the newest map this manager received, or nil before the first.
+func (s *Standby) Map() *mgrv1.MgrMap { return s.role.Map() }
+
+// GRPCAddr is the address the manager's gRPC server is bound to while
+// active, else "".
+func (s *Standby) GRPCAddr() string { return s.role.GRPCAddr() }
+
+// HTTPAddr is the address the manager's HTTP server is bound to while
+// active, else "".
+func (s *Standby) HTTPAddr() string { return s.role.HTTPAddr() }
+
+// adapter runs a Module as the role runs modules.
+type adapter struct {
+	m    Module
+	host host
+}
+
+func (a adapter) Name() string  { return a.m.Name() }
+func (a adapter) CanRun() error { return a.m.CanRun() }
+func (a adapter) Register(r *server.Registrar) {
+	a.m.Register(registrar{Registrar: r, host: a.host})
+}
+func (a adapter) Run(ctx context.Context) error { return a.m.Run(ctx, a.host) }
+
+// registrar adds the Host to the server's registrar.
+type registrar struct {
+	*server.Registrar
+	host host
+}
+
+func (r registrar) Host() Host { return r.host }
+
+// host is the Host a module sees.
+type host struct {
+	s   *Standby
+	log hclog.Logger
+}
+
+func (h host) Map() *mgrv1.MgrMap     { return h.s.role.Map() }
+func (h host) GID() uint64            { return h.s.role.GID() }
+func (h host) Name() string           { return h.s.cfg.Name }
+func (h host) Logger() hclog.Logger   { return h.log }
+func (h host) ActiveSince() time.Time { return h.s.role.ActiveSince() }
