@@ -1,0 +1,59 @@
+# mgrplane: `make run` starts a local cluster, `make test` runs every test.
+GO      ?= go
+BIN     ?= bin
+RUN_DIR ?= .run
+# Benchmark knobs: make bench BENCHTIME=2s
+BENCHTIME ?= 1s
+# Seconds each fuzz target runs in `make fuzz`.
+FUZZTIME ?= 20s
+
+.PHONY: all build run test test-short e2e bench fuzz generate lint check-generated fmt vet clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+
+## run: build and start one monsim and three standbys (x, y, z) on 127.0.0.1.
+run: build
+	BIN=$(BIN) RUN_DIR=$(RUN_DIR) ./scripts/run.sh
+
+## test: every test, with the race detector (the end-to-end tests build the real binaries).
+test:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -race -short -count=1 ./...
+
+e2e:
+	$(GO) test -race -count=1 -v -timeout 15m ./test/e2e/
+
+## bench: the benchmarks, each printed beside its baseline measured in the same run.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./services/monsim/... ./test/bench/
+
+## fuzz: run each fuzz target for FUZZTIME.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./services/monsim/internal/mgrmap/
+
+## generate: regenerate the Go code from the protos (buf, protoc-gen-go and
+## protoc-gen-go-grpc come from go.mod's tool directives).
+generate:
+	$(GO) tool buf generate
+
+lint:
+	$(GO) tool buf lint
+
+## check-generated: fail when regenerating changes a committed file.
+check-generated: generate
+	@git diff --exit-code -- api/ || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api/)" || { echo "generate made new files under api/: commit them"; git status --porcelain -- api/; exit 1; }
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt would change:"; echo "$$out"; exit 1; }
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN) $(RUN_DIR)
