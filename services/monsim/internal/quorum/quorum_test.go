@@ -1,0 +1,195 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func newTestLogger(t testing.TB) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Info})
+}
+
+// recorder keeps every map handed to onMap.
+type recorder struct {
+	mu   sync.Mutex
+	maps []*mgrv1.MgrMap
+}
+
+func (r *recorder) onMap(m *mgrv1.MgrMap) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.maps = append(r.maps, m)
+}
+
+func (r *recorder) epochs() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []uint64
+	for _, m := range r.maps {
+		out = append(out, m.GetEpoch())
+	}
+	return out
+}
+
+func openLeader(t *testing.T, cfg Config, rec *recorder) *Node {
+	t.Helper()
+	n, err := Open(cfg, rec.onMap, newTestLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !n.IsLeader() {
+		if time.Now().After(deadline) {
+			_ = n.Close()
+			t.Fatal("single voter did not become leader")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := n.Barrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func testConfig(t *testing.T) Config {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	return cfg
+}
+
+func bootstrapCmd() *mgrv1.Command {
+	return &mgrv1.Command{Op: &mgrv1.Command_Bootstrap{Bootstrap: &mgrv1.BootstrapOp{Fsid: "f-1", AlwaysOnModules: []string{"status"}}}}
+}
+
+func join(t *testing.T, n *Node, name string) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	r, err := n.Apply(ctx, &mgrv1.Command{Op: &mgrv1.Command_Authenticate{Authenticate: &mgrv1.AuthenticateOp{Name: name}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Apply(ctx, &mgrv1.Command{Op: &mgrv1.Command_Beacon{Beacon: &mgrv1.BeaconRequest{Fsid: "f-1", Gid: r.GID, Name: name}}}); err != nil {
+		t.Fatal(err)
+	}
+	return r.GID
+}
+
+func TestApplyPublishesEveryChangeInOrder(t *testing.T) {
+	rec := &recorder{}
+	n := openLeader(t, testConfig(t), rec)
+	defer n.Close()
+	if _, err := n.Apply(context.Background(), bootstrapCmd()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"x", "y", "z"} {
+		join(t, n, name)
+	}
+	got := rec.epochs()
+	want := []uint64{1, 2, 3, 4}
+	if len(got) != len(want) {
+		t.Fatalf("published epochs %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("published epochs %v, want %v", got, want)
+		}
+	}
+	_, err := n.Apply(context.Background(), &mgrv1.Command{Op: &mgrv1.Command_Authenticate{Authenticate: &mgrv1.AuthenticateOp{Name: "bad name"}}})
+	if !errors.Is(err, mgrmap.ErrInvalid) {
+		t.Fatalf("refused command through the log: %v", err)
+	}
+}
+
+func TestRestartReplaysLogAndSnapshot(t *testing.T) {
+	tests := map[string]struct{ snapshot bool }{
+		"log only":           {snapshot: false},
+		"snapshot plus tail": {snapshot: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(t)
+			n := openLeader(t, cfg, &recorder{})
+			if _, err := n.Apply(context.Background(), bootstrapCmd()); err != nil {
+				t.Fatal(err)
+			}
+			join(t, n, "x")
+			if tc.snapshot {
+				if err := n.Snapshot(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			last := join(t, n, "y")
+			before := n.State()
+			if err := n.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			rec := &recorder{}
+			n2 := openLeader(t, cfg, rec)
+			defer n2.Close()
+			after := n2.State()
+			if !proto.Equal(before, after) {
+				t.Fatalf("state after restart differs:\nbefore %v\nafter  %v", before, after)
+			}
+			if e := rec.epochs(); len(e) == 0 || e[len(e)-1] != before.GetMap().GetEpoch() {
+				t.Fatalf("replay published %v, want it to end at %d", e, before.GetMap().GetEpoch())
+			}
+			if g := join(t, n2, "z"); g <= last {
+				t.Fatalf("gid %d after restart, last issued before %d", g, last)
+			}
+		})
+	}
+}
+
+func TestApplyAfterCloseIsNotLeader(t *testing.T) {
+	n := openLeader(t, testConfig(t), &recorder{})
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := n.Apply(context.Background(), bootstrapCmd())
+	if !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("apply after close: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := map[string]struct {
+		mut  func(*Config)
+		want string
+	}{
+		"no data dir":        {func(c *Config) { c.DataDir = "" }, "data dir"},
+		"no node id":         {func(c *Config) { c.NodeID = "" }, "node id"},
+		"tiny apply timeout": {func(c *Config) { c.ApplyTimeout = time.Millisecond }, "apply timeout"},
+		"tiny threshold":     {func(c *Config) { c.SnapshotThreshold = 1 }, "snapshot threshold"},
+		"no snapshots kept":  {func(c *Config) { c.RetainSnapshots = 0 }, "retain snapshots"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.DataDir = "d"
+			tc.mut(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}
