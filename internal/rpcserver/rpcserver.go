@@ -7,6 +7,7 @@ package rpcserver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -42,9 +43,17 @@ func ClientKeepaliveParams() keepalive.ClientParameters {
 	return keepalive.ClientParameters{Time: ClientPing, Timeout: ClientPingWait, PermitWithoutStream: true}
 }
 
+// Options adds a server's own interceptors, which run after the call is
+// logged and inside panic recovery, and any other server options.
+type Options struct {
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+	Extra  []grpc.ServerOption
+}
+
 // New builds a gRPC server with health (returned, so the caller flips
-// serving status) and reflection registered. extra options come last.
-func New(logger hclog.Logger, extra ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+// serving status) and reflection registered.
+func New(logger hclog.Logger, o Options) (*grpc.Server, *health.Server) {
 	logOpts := []logging.Option{
 		logging.WithLogOnEvents(logging.FinishCall),
 		logging.WithLevels(func(c codes.Code) logging.Level {
@@ -69,16 +78,18 @@ func New(logger hclog.Logger, extra ...grpc.ServerOption) (*grpc.Server, *health
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: MinClientPing, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: serverPing, Timeout: serverPingWait}),
-		grpc.ChainUnaryInterceptor(
-			selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(hclogAdapter(logger), logOpts...), notHealth),
-			recovery.UnaryServerInterceptor(recover),
-		),
-		grpc.ChainStreamInterceptor(
-			selector.StreamServerInterceptor(logging.StreamServerInterceptor(hclogAdapter(logger), logOpts...), notHealth),
-			recovery.StreamServerInterceptor(recover),
-		),
+		grpc.ChainUnaryInterceptor(slices.Concat(
+			[]grpc.UnaryServerInterceptor{selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(hclogAdapter(logger), logOpts...), notHealth)},
+			o.Unary,
+			[]grpc.UnaryServerInterceptor{recovery.UnaryServerInterceptor(recover)},
+		)...),
+		grpc.ChainStreamInterceptor(slices.Concat(
+			[]grpc.StreamServerInterceptor{selector.StreamServerInterceptor(logging.StreamServerInterceptor(hclogAdapter(logger), logOpts...), notHealth)},
+			o.Stream,
+			[]grpc.StreamServerInterceptor{recovery.StreamServerInterceptor(recover)},
+		)...),
 	}
-	s := grpc.NewServer(append(opts, extra...)...)
+	s := grpc.NewServer(append(opts, o.Extra...)...)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
 	reflection.Register(s)

@@ -86,7 +86,7 @@ func New(cfg Config, logger hclog.Logger) (*Server, error) {
 		hub:    hub,
 		live:   liveness.New(time.Now()),
 	}
-	s.grpc, s.health = rpcserver.New(logger.Named("grpc"))
+	s.grpc, s.health = rpcserver.New(logger.Named("grpc"), rpcserver.Options{})
 	mgrv1.RegisterMonitorServiceServer(s.grpc, &monitorHandler{s: s})
 	mgrv1.RegisterAdminServiceServer(s.grpc, &adminHandler{s: s})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

@@ -6,14 +6,8 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -75,62 +69,4 @@ func (s *Server) moduleGate(name string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// notHealth skips health checks in the call log: probes call them often.
-var notHealth = selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
-	return c.Service != healthpb.Health_ServiceDesc.ServiceName
-})
-
-// hclogAdapter feeds the logging interceptor into hclog.
-func hclogAdapter(l hclog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(_ context.Context, lvl logging.Level, msg string, fields ...any) {
-		switch lvl {
-		case logging.LevelDebug:
-			l.Debug(msg, fields...)
-		case logging.LevelInfo:
-			l.Info(msg, fields...)
-		case logging.LevelWarn:
-			l.Warn(msg, fields...)
-		default:
-			l.Error(msg, fields...)
-		}
-	})
-}
-
-// callLevel logs successful calls at debug: the active answers many.
-func callLevel(c codes.Code) logging.Level {
-	if c == codes.OK {
-		return logging.LevelDebug
-	}
-	return logging.DefaultServerCodeToLevel(c)
-}
-
-func loggingOpts() []logging.Option {
-	return []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)}
-}
-
-func unaryLogger(l hclog.Logger) grpc.UnaryServerInterceptor {
-	return selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(hclogAdapter(l.Named("grpc")), loggingOpts()...), notHealth)
-}
-
-func streamLogger(l hclog.Logger) grpc.StreamServerInterceptor {
-	return selector.StreamServerInterceptor(logging.StreamServerInterceptor(hclogAdapter(l.Named("grpc")), loggingOpts()...), notHealth)
-}
-
-// recovered logs a handler's panic and answers Internal with a generic
-// message.
-func recovered(l hclog.Logger) recovery.Option {
-	return recovery.WithRecoveryHandler(func(p any) error {
-		l.Error("gRPC handler panicked", "panic", p)
-		return status.Error(codes.Internal, "internal error")
-	})
-}
-
-func unaryRecovery(l hclog.Logger) grpc.UnaryServerInterceptor {
-	return recovery.UnaryServerInterceptor(recovered(l))
-}
-
-func streamRecovery(l hclog.Logger) grpc.StreamServerInterceptor {
-	return recovery.StreamServerInterceptor(recovered(l))
 }

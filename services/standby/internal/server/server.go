@@ -22,24 +22,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
-)
-
-// Server keepalive. Clients of the active (mgrctl, module clients) may hold
-// streams open for long; pings find the dead ones.
-const (
-	// keepaliveMinTime is the shortest ping interval a client may use before
-	// the server closes its connection with "too_many_pings".
-	keepaliveMinTime = 10 * time.Second
-	// keepaliveTime is how long a connection may be idle before the server
-	// pings it.
-	keepaliveTime = 30 * time.Second
-	// keepaliveTimeout is how long the server waits for a ping answer before
-	// closing the connection.
-	keepaliveTimeout = 10 * time.Second
+	"github.com/mgrplane/mgrplane/internal/rpcserver"
 )
 
 // HTTP server timeouts.
@@ -119,7 +104,6 @@ func New(cfg Config, modules []Module, log hclog.Logger) (*Server, error) {
 	s := &Server{
 		cfg:         cfg,
 		log:         log,
-		health:      health.NewServer(),
 		modules:     make(map[string]Module, len(modules)),
 		httpModules: make(map[string]bool),
 		owner:       make(map[string]string),
@@ -127,20 +111,10 @@ func New(cfg Config, modules []Module, log hclog.Logger) (*Server, error) {
 		running:     make(map[string]*runningModule),
 		failed:      make(map[string]bool),
 	}
-	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.unaryGate, unaryLogger(log), unaryRecovery(log)),
-		grpc.ChainStreamInterceptor(s.streamGate, streamLogger(log), streamRecovery(log)),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-			MinTime:             keepaliveMinTime,
-			PermitWithoutStream: true,
-		}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{
-			Time:    keepaliveTime,
-			Timeout: keepaliveTimeout,
-		}),
-	)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	s.grpc, s.health = rpcserver.New(log.Named("grpc"), rpcserver.Options{
+		Unary:  []grpc.UnaryServerInterceptor{s.unaryGate},
+		Stream: []grpc.StreamServerInterceptor{s.streamGate},
+	})
 
 	mux := http.NewServeMux()
 	for _, m := range modules {
