@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestRunRefusesBadFlagsAndEnv(t *testing.T) {
+	tests := map[string]struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		"unknown flag":      {args: []string{"--nope"}, want: "flag provided but not defined"},
+		"stray argument":    {args: []string{"extra"}, want: `unexpected argument "extra"`},
+		"bad duration env":  {env: map[string]string{"MGRPLANE_GRACE": "soon"}, want: "MGRPLANE_GRACE"},
+		"grace too short":   {args: []string{"--grace", "1s", "--beacon-period", "1s"}, want: "at least twice the beacon period"},
+		"bad log level":     {args: []string{"--log-level", "loud"}, want: "--log-level"},
+		"bad address":       {args: []string{"--addr", "nowhere"}, want: "must be host:port"},
+		"history too large": {args: []string{"--history", "0"}, want: "history 0"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			args := append([]string{"--data-dir", t.TempDir()}, tc.args...)
+			err := run(context.Background(), args, env(tc.env), &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunPrintsVersionAndIgnoresVersionEnv(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--version"}, env(nil), &out, &out); err != nil || !strings.HasPrefix(out.String(), "monsim ") {
+		t.Fatalf("--version: %v %q", err, out.String())
+	}
+}
+
+func TestRunServesUntilCancelledAndTakesEnv(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{b: &bytes.Buffer{}}
+	done := make(chan error, 1)
+	dir := t.TempDir()
+	go func() {
+		done <- run(ctx, nil, env(map[string]string{
+			"MGRPLANE_ADDR": "127.0.0.1:0", "MGRPLANE_DATA_DIR": dir, "MGRPLANE_FSID": "env-fsid",
+			"MGRPLANE_VERSION": "1", "MGRPLANE_LOG_JSON": "true",
+		}), &bytes.Buffer{}, logs)
+	}()
+	// The listen address is logged; read it from the JSON log line.
+	var addr string
+	deadline := time.Now().Add(20 * time.Second)
+	for addr == "" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		addr = findAddr(logs.String())
+	}
+	if addr == "" {
+		cancel()
+		<-done
+		t.Fatalf("no listen address logged: %s", logs.String())
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	admin := mgrv1.NewAdminServiceClient(conn)
+	var fsid string
+	for time.Now().Before(deadline) {
+		if r, err := admin.GetStat(context.Background(), &mgrv1.GetStatRequest{}); err == nil {
+			fsid = r.GetFsid()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run after cancel: %v", err)
+	}
+	if fsid != "env-fsid" {
+		t.Fatalf("fsid %q, want the one from MGRPLANE_FSID", fsid)
+	}
+}
+
+func findAddr(logs string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "monitor listening") {
+			i := strings.Index(line, `"addr":"`)
+			if i >= 0 {
+				rest := line[i+len(`"addr":"`):]
+				return rest[:strings.Index(rest, `"`)]
+			}
+		}
+	}
+	return ""
+}
