@@ -10,10 +10,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/cli"
 	"github.com/mgrplane/mgrplane/internal/version"
 	"github.com/mgrplane/mgrplane/services/monsim"
 )
@@ -30,11 +29,6 @@ func main() {
 	}
 }
 
-// envName is the environment variable that backs a flag: MGRPLANE_DATA_DIR for --data-dir.
-func envName(flagName string) string {
-	return "MGRPLANE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg := monsim.DefaultConfig()
 	fs := flag.NewFlagSet("monsim", flag.ContinueOnError)
@@ -48,26 +42,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "how often the leader looks for silent managers")
 	fs.IntVar(&cfg.HistoryLimit, "history", cfg.HistoryLimit, "how many maps to keep for dump --epoch and watch resume")
 	fs.IntVar(&cfg.WatchMaxLag, "watch-max-lag", cfg.WatchMaxLag, "how many maps a watcher may fall behind before it is cut off")
-	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
-	logJSON := fs.Bool("log-json", false, "log as JSON")
+	var logFlags cli.LogFlags
+	logFlags.Register(fs)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: monsim [flags]\n\nThe mgrplane monitor. Every flag can also be set with the environment\nvariable MGRPLANE_<FLAG> (e.g. MGRPLANE_DATA_DIR).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "version" {
-			return // a stray MGRPLANE_VERSION must not turn the daemon into a version print
-		}
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return envErr
+	if err := cli.SetFromEnv(fs, getenv); err != nil {
+		return err
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -79,15 +62,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "monsim", version.Version)
 		return nil
 	}
-	level := hclog.LevelFromString(*logLevel)
-	if level == hclog.NoLevel {
-		return fmt.Errorf("--log-level %q: must be one of trace, debug, info, warn, error", *logLevel)
+	logger, err := logFlags.Logger("monsim", stderr)
+	if err != nil {
+		return err
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "monsim", Level: level, JSONFormat: *logJSON, Output: stderr})
 	srv, err := monsim.New(cfg, logger)
 	if err != nil {
 		return err
 	}
 	logger.Info("monitor listening", "addr", srv.Addr(), "data_dir", cfg.DataDir, "version", version.Version)
-	return srv.Run(ctx)
+	if err := srv.Run(ctx); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
 }

@@ -17,8 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/hashicorp/go-hclog"
-
+	"github.com/mgrplane/mgrplane/internal/cli"
 	"github.com/mgrplane/mgrplane/internal/version"
 	"github.com/mgrplane/mgrplane/services/standby"
 )
@@ -34,15 +33,9 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	cfg      standby.Config
-	logLevel string
-	logJSON  bool
-	version  bool
-}
-
-// envName is the environment fallback of a flag.
-func envName(flagName string) string {
-	return "MGRPLANE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	cfg     standby.Config
+	log     cli.LogFlags
+	version bool
 }
 
 // monitorList is a comma-separated list of addresses.
@@ -64,7 +57,7 @@ func (m *monitorList) Set(s string) error {
 // parse reads flags, falling back to the environment; a flag given on the
 // command line wins over its variable.
 func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
-	o := options{cfg: standby.DefaultConfig(), logLevel: "info"}
+	o := options{cfg: standby.DefaultConfig()}
 	fs := flag.NewFlagSet("standby", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &o.cfg
@@ -77,27 +70,15 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", c.AdvertiseHost, "host put in server addresses and service URLs (default: the listen host, or the hostname when listening on all addresses)")
 	fs.DurationVar(&c.ReconnectMin, "reconnect-min", c.ReconnectMin, "first delay before reconnecting to a monitor")
 	fs.DurationVar(&c.ReconnectMax, "reconnect-max", c.ReconnectMax, "longest delay before reconnecting to a monitor")
-	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: trace, debug, info, warn or error")
-	fs.BoolVar(&o.logJSON, "log-json", o.logJSON, "log as JSON")
+	o.log.Register(fs)
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: standby --name NAME [flags]\n\nFlags (each also read from MGRPLANE_<FLAG>):\n")
 		fs.PrintDefaults()
 	}
 
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "version" {
-			return
-		}
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("invalid value %q for %s: %w", v, envName(f.Name), err)
-			}
-		}
-	})
-	if envErr != nil {
-		return o, envErr
+	if err := cli.SetFromEnv(fs, getenv); err != nil {
+		return o, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -123,16 +104,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.cfg.Name == "" {
 		return errors.New("--name (or MGRPLANE_NAME) is required")
 	}
-	level := hclog.LevelFromString(o.logLevel)
-	if level == hclog.NoLevel {
-		return fmt.Errorf("--log-level %q: must be trace, debug, info, warn or error", o.logLevel)
+	root, err := o.log.Logger("standby", stderr)
+	if err != nil {
+		return err
 	}
-	log := hclog.New(&hclog.LoggerOptions{
-		Name:       "standby",
-		Level:      level,
-		JSONFormat: o.logJSON,
-		Output:     stderr,
-	}).With("mgr", o.cfg.Name)
+	log := root.With("mgr", o.cfg.Name)
 	o.cfg.Logger = log
 
 	sb, err := standby.New(o.cfg)

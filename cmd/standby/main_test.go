@@ -40,7 +40,7 @@ func TestParse(t *testing.T) {
 		"defaults": {
 			args: []string{"--name", "a"},
 			check: func(t *testing.T, o options) {
-				if o.cfg.Name != "a" || !slices.Equal(o.cfg.Monitors, []string{"127.0.0.1:6789"}) || o.cfg.BeaconPeriod != time.Second || o.logLevel != "info" || o.logJSON {
+				if o.cfg.Name != "a" || !slices.Equal(o.cfg.Monitors, []string{"127.0.0.1:6789"}) || o.cfg.BeaconPeriod != time.Second || o.log.Level != "info" || o.log.JSON {
 					t.Errorf("options = %+v", o)
 				}
 			},
@@ -56,7 +56,7 @@ func TestParse(t *testing.T) {
 				c := o.cfg
 				if c.Name != "b" || !slices.Equal(c.Monitors, []string{"m1:1", "m2:2"}) || c.FSID != "f" ||
 					c.BeaconPeriod != 250*time.Millisecond || c.GRPCAddr != "0.0.0.0:7000" || c.HTTPAddr != "0.0.0.0:7001" ||
-					c.AdvertiseHost != "mgr-b" || o.logLevel != "debug" || !o.logJSON ||
+					c.AdvertiseHost != "mgr-b" || o.log.Level != "debug" || !o.log.JSON ||
 					c.ReconnectMin != 10*time.Millisecond || c.ReconnectMax != time.Second {
 					t.Errorf("options = %+v", o)
 				}
