@@ -88,7 +88,11 @@ func (h *monitorHandler) WatchMap(req *mgrv1.WatchMapRequest, stream mgrv1.Monit
 		if err != nil {
 			return toStatus(h.s.logger, err)
 		}
-		if err := stream.Send(&mgrv1.WatchMapResponse{Map: m}); err != nil {
+		e, err := h.s.enc.get(m)
+		if err != nil {
+			return toStatus(h.s.logger, err)
+		}
+		if err := stream.SendMsg(e); err != nil {
 			return err
 		}
 	}

@@ -37,6 +37,7 @@ type Server struct {
 	hub    *watch.Hub
 	live   *liveness.Tracker
 	grpc   *grpc.Server
+	enc    *encodeCache
 	health *health.Server
 	// leading is true while this monitor is leader and has caught up, so
 	// its liveness view is its own to judge.
@@ -85,8 +86,11 @@ func New(cfg Config, logger hclog.Logger) (*Server, error) {
 		node:   node,
 		hub:    hub,
 		live:   liveness.New(time.Now()),
+		enc:    newEncodeCache(),
 	}
-	s.grpc, s.health = rpcserver.New(logger.Named("grpc"), rpcserver.Options{})
+	s.grpc, s.health = rpcserver.New(logger.Named("grpc"), rpcserver.Options{
+		Extra: []grpc.ServerOption{grpc.ForceServerCodecV2(newCodec())},
+	})
 	mgrv1.RegisterMonitorServiceServer(s.grpc, &monitorHandler{s: s})
 	mgrv1.RegisterAdminServiceServer(s.grpc, &adminHandler{s: s})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
