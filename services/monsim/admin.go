@@ -23,6 +23,9 @@ type adminHandler struct {
 var _ mgrv1.AdminServiceServer = (*adminHandler)(nil)
 
 func (h *adminHandler) current() (*mgrv1.State, error) {
+	if !h.s.ready.Load() {
+		return nil, toStatus(h.s.logger, errNotReady)
+	}
 	st := h.s.node.State()
 	if st.GetMap().GetEpoch() == 0 {
 		return nil, toStatus(h.s.logger, mgrmap.ErrNotBootstrapped)

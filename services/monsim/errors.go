@@ -32,7 +32,8 @@ func toStatus(logger hclog.Logger, err error) error {
 	case errors.Is(err, mgrmap.ErrNotOwner):
 		code = codes.PermissionDenied
 	case errors.Is(err, quorum.ErrNotLeader), errors.Is(err, quorum.ErrTimeout),
-		errors.Is(err, mgrmap.ErrNotBootstrapped), errors.Is(err, watch.ErrClosed):
+		errors.Is(err, mgrmap.ErrNotBootstrapped), errors.Is(err, watch.ErrClosed),
+		errors.Is(err, watch.ErrNotReady), errors.Is(err, errNotReady):
 		code = codes.Unavailable
 	case errors.Is(err, watch.ErrSlow):
 		code = codes.ResourceExhausted

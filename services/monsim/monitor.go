@@ -77,6 +77,9 @@ func (h *monitorHandler) Leave(ctx context.Context, req *mgrv1.LeaveRequest) (*m
 
 // WatchMap implements mgrv1.MonitorServiceServer.
 func (h *monitorHandler) WatchMap(req *mgrv1.WatchMapRequest, stream mgrv1.MonitorService_WatchMapServer) error {
+	if !h.s.ready.Load() {
+		return toStatus(h.s.logger, errNotReady)
+	}
 	sub, err := h.s.hub.Subscribe(req.GetSinceEpoch())
 	if err != nil {
 		return toStatus(h.s.logger, err)

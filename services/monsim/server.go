@@ -42,7 +42,13 @@ type Server struct {
 	// leading is true while this monitor is leader and has caught up, so
 	// its liveness view is its own to judge.
 	leading atomic.Bool
+	// ready is true once this monitor has applied everything committed
+	// before it started, so its reads and watches are not behind.
+	ready atomic.Bool
 }
+
+// errNotReady answers reads while the monitor replays its log.
+var errNotReady = errors.New("monitor is starting (replaying its log); retry shortly")
 
 // historySource serves the watch hub's history from the applied state.
 type historySource struct{ node atomic.Pointer[quorum.Node] }
@@ -171,6 +177,7 @@ func (s *Server) becomeLeader(ctx context.Context) {
 	// Rule 7: a new leader gives every daemon a full grace before judging it.
 	s.live.Reset(time.Now())
 	s.leading.Store(true)
+	s.ready.Store(true)
 	m := s.node.State().GetMap()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.logger.Info("leading", "fsid", m.GetFsid(), "epoch", m.GetEpoch(), "active", m.GetActiveName())

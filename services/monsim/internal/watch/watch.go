@@ -38,6 +38,9 @@ var (
 	// ErrSlow: the subscriber fell more than Config.MaxLag maps behind and
 	// was cut off; it resumes from Subscription.LastEpoch.
 	ErrSlow = errors.New("subscriber too slow")
+	// ErrNotReady: nothing has been published yet (the monitor is still
+	// replaying its log); retry shortly.
+	ErrNotReady = errors.New("no map published yet")
 	// ErrClosed: the subscription or the hub was closed.
 	ErrClosed = errors.New("watch closed")
 )
@@ -156,7 +159,8 @@ func (h *Hub) wake() {
 // with the current map (or, before the first Publish, the first map
 // published). It returns an error wrapping ErrTrimmed when since+1 is no
 // longer kept, ErrFuture when since is above the last published epoch
-// (any since > 0 before the first Publish), and ErrClosed after Close.
+// (ErrNotReady for any since > 0 before the first Publish), and ErrClosed
+// after Close.
 // Subscribe does not block Publish. The caller must Close the subscription.
 func (h *Hub) Subscribe(since uint64) (*Subscription, error) {
 	select {
@@ -171,7 +175,7 @@ func (h *Hub) Subscribe(since uint64) (*Subscription, error) {
 	case head == nil && since == 0:
 		s.cursor = 1
 	case head == nil:
-		return nil, fmt.Errorf("%w: since %d, no map published yet", ErrFuture, since)
+		return nil, fmt.Errorf("%w: cannot resume after epoch %d", ErrNotReady, since)
 	case since == 0:
 		s.cursor = head.seq
 	case since > head.m.GetEpoch():

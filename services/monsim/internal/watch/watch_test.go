@@ -140,7 +140,7 @@ func TestSubscribe(t *testing.T) {
 		wantCalls int // History.Since calls
 	}{
 		"empty hub, since 0 waits for the first map": {published: 0, keep: 20, since: 0, wantFirst: 1},
-		"empty hub, since 5 is in the future":        {published: 0, keep: 20, since: 5, wantErr: ErrFuture},
+		"empty hub, since 5 is not ready":            {published: 0, keep: 20, since: 5, wantErr: ErrNotReady},
 		"since 0 starts with the current map":        {published: 30, keep: 20, since: 0, wantFirst: 30},
 		"since current waits for the next map":       {published: 30, keep: 20, since: 30, wantFirst: 31},
 		"recent epoch from the ring":                 {published: 30, keep: 20, since: 27, wantFirst: 28},
