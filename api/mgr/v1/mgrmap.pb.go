@@ -207,9 +207,16 @@ type MgrMap struct {
 	// Why this map was made.
 	Cause ChangeCause `protobuf:"varint,17,opt,name=cause,proto3,enum=mgr.v1.ChangeCause" json:"cause,omitempty"`
 	// A sentence saying why, e.g. "promoted y: active x silent for 6.1 s".
-	Reason        string `protobuf:"bytes,18,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Reason string `protobuf:"bytes,18,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The active has been told to stop (failed by an operator, replaced by a
+	// restart under its name, or `down` set). The next standby is promoted
+	// only once it leaves, is proved gone, or its lease has run out.
+	ActiveFailing bool `protobuf:"varint,19,opt,name=active_failing,json=activeFailing,proto3" json:"active_failing,omitempty"`
+	// The active's promotion priority and zone (see StandbyInfo).
+	ActivePriority int32  `protobuf:"varint,20,opt,name=active_priority,json=activePriority,proto3" json:"active_priority,omitempty"`
+	ActiveZone     string `protobuf:"bytes,21,opt,name=active_zone,json=activeZone,proto3" json:"active_zone,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *MgrMap) Reset() {
@@ -368,6 +375,27 @@ func (x *MgrMap) GetReason() string {
 	return ""
 }
 
+func (x *MgrMap) GetActiveFailing() bool {
+	if x != nil {
+		return x.ActiveFailing
+	}
+	return false
+}
+
+func (x *MgrMap) GetActivePriority() int32 {
+	if x != nil {
+		return x.ActivePriority
+	}
+	return 0
+}
+
+func (x *MgrMap) GetActiveZone() string {
+	if x != nil {
+		return x.ActiveZone
+	}
+	return ""
+}
+
 // StandbyInfo describes one standby manager.
 type StandbyInfo struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -375,8 +403,12 @@ type StandbyInfo struct {
 	Name             string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	AvailableModules []*ModuleInfo          `protobuf:"bytes,3,rep,name=available_modules,json=availableModules,proto3" json:"available_modules,omitempty"`
 	MetadataDigest   string                 `protobuf:"bytes,4,opt,name=metadata_digest,json=metadataDigest,proto3" json:"metadata_digest,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Promotion order: the highest priority first, then a standby outside
+	// the zone of the active that failed, then the lowest gid.
+	Priority      int32  `protobuf:"varint,5,opt,name=priority,proto3" json:"priority,omitempty"`
+	Zone          string `protobuf:"bytes,6,opt,name=zone,proto3" json:"zone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StandbyInfo) Reset() {
@@ -433,6 +465,20 @@ func (x *StandbyInfo) GetAvailableModules() []*ModuleInfo {
 func (x *StandbyInfo) GetMetadataDigest() string {
 	if x != nil {
 		return x.MetadataDigest
+	}
+	return ""
+}
+
+func (x *StandbyInfo) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *StandbyInfo) GetZone() string {
+	if x != nil {
+		return x.Zone
 	}
 	return ""
 }
@@ -673,7 +719,7 @@ var File_mgr_v1_mgrmap_proto protoreflect.FileDescriptor
 
 const file_mgr_v1_mgrmap_proto_rawDesc = "" +
 	"\n" +
-	"\x13mgr/v1/mgrmap.proto\x12\x06mgr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x06\n" +
+	"\x13mgr/v1/mgrmap.proto\x12\x06mgr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x06\n" +
 	"\x06MgrMap\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04fsid\x18\x02 \x01(\tR\x04fsid\x12\x1d\n" +
@@ -695,15 +741,21 @@ const file_mgr_v1_mgrmap_proto_rawDesc = "" +
 	"\x16active_metadata_digest\x18\x0f \x01(\tR\x14activeMetadataDigest\x126\n" +
 	"\bmodified\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\bmodified\x12)\n" +
 	"\x05cause\x18\x11 \x01(\x0e2\x13.mgr.v1.ChangeCauseR\x05cause\x12\x16\n" +
-	"\x06reason\x18\x12 \x01(\tR\x06reason\x1a;\n" +
+	"\x06reason\x18\x12 \x01(\tR\x06reason\x12%\n" +
+	"\x0eactive_failing\x18\x13 \x01(\bR\ractiveFailing\x12'\n" +
+	"\x0factive_priority\x18\x14 \x01(\x05R\x0eactivePriority\x12\x1f\n" +
+	"\vactive_zone\x18\x15 \x01(\tR\n" +
+	"activeZone\x1a;\n" +
 	"\rServicesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9d\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x01\n" +
 	"\vStandbyInfo\x12\x10\n" +
 	"\x03gid\x18\x01 \x01(\x04R\x03gid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12?\n" +
 	"\x11available_modules\x18\x03 \x03(\v2\x12.mgr.v1.ModuleInfoR\x10availableModules\x12'\n" +
-	"\x0fmetadata_digest\x18\x04 \x01(\tR\x0emetadataDigest\"\x8c\x01\n" +
+	"\x0fmetadata_digest\x18\x04 \x01(\tR\x0emetadataDigest\x12\x1a\n" +
+	"\bpriority\x18\x05 \x01(\x05R\bpriority\x12\x12\n" +
+	"\x04zone\x18\x06 \x01(\tR\x04zone\"\x8c\x01\n" +
 	"\n" +
 	"ModuleInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +

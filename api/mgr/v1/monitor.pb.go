@@ -138,8 +138,11 @@ type AuthenticateResponse struct {
 	Gid   uint64                 `protobuf:"varint,1,opt,name=gid,proto3" json:"gid,omitempty"`
 	Fsid  string                 `protobuf:"bytes,2,opt,name=fsid,proto3" json:"fsid,omitempty"`
 	// The monitor's timings, so the manager can check its own.
-	BeaconPeriod  *durationpb.Duration `protobuf:"bytes,3,opt,name=beacon_period,json=beaconPeriod,proto3" json:"beacon_period,omitempty"`
-	Grace         *durationpb.Duration `protobuf:"bytes,4,opt,name=grace,proto3" json:"grace,omitempty"`
+	BeaconPeriod *durationpb.Duration `protobuf:"bytes,3,opt,name=beacon_period,json=beaconPeriod,proto3" json:"beacon_period,omitempty"`
+	Grace        *durationpb.Duration `protobuf:"bytes,4,opt,name=grace,proto3" json:"grace,omitempty"`
+	// How long an active may serve after sending a beacon the monitor
+	// acknowledged as active (the lease); grace exceeds it plus a beacon period.
+	FenceTimeout  *durationpb.Duration `protobuf:"bytes,5,opt,name=fence_timeout,json=fenceTimeout,proto3" json:"fence_timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,6 +205,13 @@ func (x *AuthenticateResponse) GetGrace() *durationpb.Duration {
 	return nil
 }
 
+func (x *AuthenticateResponse) GetFenceTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.FenceTimeout
+	}
+	return nil
+}
+
 type BeaconRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Fsid  string                 `protobuf:"bytes,1,opt,name=fsid,proto3" json:"fsid,omitempty"`
@@ -216,7 +226,10 @@ type BeaconRequest struct {
 	// The modules this manager carries.
 	AvailableModules []*ModuleInfo `protobuf:"bytes,7,rep,name=available_modules,json=availableModules,proto3" json:"available_modules,omitempty"`
 	// System facts (hostname, os, arch, kernel, cpus, memory, versions).
-	Metadata      map[string]string `protobuf:"bytes,8,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,8,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Promotion priority (higher first) and failure zone.
+	Priority      int32  `protobuf:"varint,9,opt,name=priority,proto3" json:"priority,omitempty"`
+	Zone          string `protobuf:"bytes,10,opt,name=zone,proto3" json:"zone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -307,13 +320,30 @@ func (x *BeaconRequest) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *BeaconRequest) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *BeaconRequest) GetZone() string {
+	if x != nil {
+		return x.Zone
+	}
+	return ""
+}
+
 type BeaconResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Epoch of the map after this beacon.
 	Epoch    uint64   `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Standing Standing `protobuf:"varint,2,opt,name=standing,proto3,enum=mgr.v1.Standing" json:"standing,omitempty"`
 	// The active's fencing token in that map.
-	ActiveEpoch   uint64 `protobuf:"varint,3,opt,name=active_epoch,json=activeEpoch,proto3" json:"active_epoch,omitempty"`
+	ActiveEpoch uint64 `protobuf:"varint,3,opt,name=active_epoch,json=activeEpoch,proto3" json:"active_epoch,omitempty"`
+	// Set only when standing is ACTIVE: the manager may serve until the time
+	// it sent this beacon plus lease, on its own monotonic clock.
+	Lease         *durationpb.Duration `protobuf:"bytes,4,opt,name=lease,proto3" json:"lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -367,6 +397,13 @@ func (x *BeaconResponse) GetActiveEpoch() uint64 {
 		return x.ActiveEpoch
 	}
 	return 0
+}
+
+func (x *BeaconResponse) GetLease() *durationpb.Duration {
+	if x != nil {
+		return x.Lease
+	}
+	return nil
 }
 
 type LeaveRequest struct {
@@ -477,7 +514,11 @@ type WatchMapRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 0: start with the current map. E: send E+1, E+2, ... (from history), or
 	// OUT_OF_RANGE when E+1 has been trimmed.
-	SinceEpoch    uint64 `protobuf:"varint,1,opt,name=since_epoch,json=sinceEpoch,proto3" json:"since_epoch,omitempty"`
+	SinceEpoch uint64 `protobuf:"varint,1,opt,name=since_epoch,json=sinceEpoch,proto3" json:"since_epoch,omitempty"`
+	// Set by a manager watching its own map: when this stream breaks without
+	// a Leave, the monitor checks at once whether the manager is gone.
+	Gid           uint64 `protobuf:"varint,2,opt,name=gid,proto3" json:"gid,omitempty"`
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -517,6 +558,20 @@ func (x *WatchMapRequest) GetSinceEpoch() uint64 {
 		return x.SinceEpoch
 	}
 	return 0
+}
+
+func (x *WatchMapRequest) GetGid() uint64 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+func (x *WatchMapRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type WatchMapResponse struct {
@@ -570,12 +625,13 @@ const file_mgr_v1_monitor_proto_rawDesc = "" +
 	"\x14mgr/v1/monitor.proto\x12\x06mgr.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x13mgr/v1/mgrmap.proto\"=\n" +
 	"\x13AuthenticateRequest\x12\x12\n" +
 	"\x04fsid\x18\x01 \x01(\tR\x04fsid\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xad\x01\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xed\x01\n" +
 	"\x14AuthenticateResponse\x12\x10\n" +
 	"\x03gid\x18\x01 \x01(\x04R\x03gid\x12\x12\n" +
 	"\x04fsid\x18\x02 \x01(\tR\x04fsid\x12>\n" +
 	"\rbeacon_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\fbeaconPeriod\x12/\n" +
-	"\x05grace\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05grace\"\xc7\x03\n" +
+	"\x05grace\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05grace\x12>\n" +
+	"\rfence_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\ffenceTimeout\"\xf7\x03\n" +
 	"\rBeaconRequest\x12\x12\n" +
 	"\x04fsid\x18\x01 \x01(\tR\x04fsid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\x04R\x03gid\x12\x12\n" +
@@ -584,26 +640,32 @@ const file_mgr_v1_monitor_proto_rawDesc = "" +
 	"\fserver_addrs\x18\x05 \x03(\tR\vserverAddrs\x12?\n" +
 	"\bservices\x18\x06 \x03(\v2#.mgr.v1.BeaconRequest.ServicesEntryR\bservices\x12?\n" +
 	"\x11available_modules\x18\a \x03(\v2\x12.mgr.v1.ModuleInfoR\x10availableModules\x12?\n" +
-	"\bmetadata\x18\b \x03(\v2#.mgr.v1.BeaconRequest.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\b \x03(\v2#.mgr.v1.BeaconRequest.MetadataEntryR\bmetadata\x12\x1a\n" +
+	"\bpriority\x18\t \x01(\x05R\bpriority\x12\x12\n" +
+	"\x04zone\x18\n" +
+	" \x01(\tR\x04zone\x1a;\n" +
 	"\rServicesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa8\x01\n" +
 	"\x0eBeaconResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12,\n" +
 	"\bstanding\x18\x02 \x01(\x0e2\x10.mgr.v1.StandingR\bstanding\x12!\n" +
-	"\factive_epoch\x18\x03 \x01(\x04R\vactiveEpoch\"H\n" +
+	"\factive_epoch\x18\x03 \x01(\x04R\vactiveEpoch\x12/\n" +
+	"\x05lease\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05lease\"H\n" +
 	"\fLeaveRequest\x12\x12\n" +
 	"\x04fsid\x18\x01 \x01(\tR\x04fsid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\x04R\x03gid\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\"%\n" +
 	"\rLeaveResponse\x12\x14\n" +
-	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"2\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"X\n" +
 	"\x0fWatchMapRequest\x12\x1f\n" +
 	"\vsince_epoch\x18\x01 \x01(\x04R\n" +
-	"sinceEpoch\"4\n" +
+	"sinceEpoch\x12\x10\n" +
+	"\x03gid\x18\x02 \x01(\x04R\x03gid\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"4\n" +
 	"\x10WatchMapResponse\x12 \n" +
 	"\x03map\x18\x01 \x01(\v2\x0e.mgr.v1.MgrMapR\x03map*y\n" +
 	"\bStanding\x12\x18\n" +
@@ -651,24 +713,26 @@ var file_mgr_v1_monitor_proto_goTypes = []any{
 var file_mgr_v1_monitor_proto_depIdxs = []int32{
 	11, // 0: mgr.v1.AuthenticateResponse.beacon_period:type_name -> google.protobuf.Duration
 	11, // 1: mgr.v1.AuthenticateResponse.grace:type_name -> google.protobuf.Duration
-	9,  // 2: mgr.v1.BeaconRequest.services:type_name -> mgr.v1.BeaconRequest.ServicesEntry
-	12, // 3: mgr.v1.BeaconRequest.available_modules:type_name -> mgr.v1.ModuleInfo
-	10, // 4: mgr.v1.BeaconRequest.metadata:type_name -> mgr.v1.BeaconRequest.MetadataEntry
-	0,  // 5: mgr.v1.BeaconResponse.standing:type_name -> mgr.v1.Standing
-	13, // 6: mgr.v1.WatchMapResponse.map:type_name -> mgr.v1.MgrMap
-	1,  // 7: mgr.v1.MonitorService.Authenticate:input_type -> mgr.v1.AuthenticateRequest
-	3,  // 8: mgr.v1.MonitorService.Beacon:input_type -> mgr.v1.BeaconRequest
-	5,  // 9: mgr.v1.MonitorService.Leave:input_type -> mgr.v1.LeaveRequest
-	7,  // 10: mgr.v1.MonitorService.WatchMap:input_type -> mgr.v1.WatchMapRequest
-	2,  // 11: mgr.v1.MonitorService.Authenticate:output_type -> mgr.v1.AuthenticateResponse
-	4,  // 12: mgr.v1.MonitorService.Beacon:output_type -> mgr.v1.BeaconResponse
-	6,  // 13: mgr.v1.MonitorService.Leave:output_type -> mgr.v1.LeaveResponse
-	8,  // 14: mgr.v1.MonitorService.WatchMap:output_type -> mgr.v1.WatchMapResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	11, // 2: mgr.v1.AuthenticateResponse.fence_timeout:type_name -> google.protobuf.Duration
+	9,  // 3: mgr.v1.BeaconRequest.services:type_name -> mgr.v1.BeaconRequest.ServicesEntry
+	12, // 4: mgr.v1.BeaconRequest.available_modules:type_name -> mgr.v1.ModuleInfo
+	10, // 5: mgr.v1.BeaconRequest.metadata:type_name -> mgr.v1.BeaconRequest.MetadataEntry
+	0,  // 6: mgr.v1.BeaconResponse.standing:type_name -> mgr.v1.Standing
+	11, // 7: mgr.v1.BeaconResponse.lease:type_name -> google.protobuf.Duration
+	13, // 8: mgr.v1.WatchMapResponse.map:type_name -> mgr.v1.MgrMap
+	1,  // 9: mgr.v1.MonitorService.Authenticate:input_type -> mgr.v1.AuthenticateRequest
+	3,  // 10: mgr.v1.MonitorService.Beacon:input_type -> mgr.v1.BeaconRequest
+	5,  // 11: mgr.v1.MonitorService.Leave:input_type -> mgr.v1.LeaveRequest
+	7,  // 12: mgr.v1.MonitorService.WatchMap:input_type -> mgr.v1.WatchMapRequest
+	2,  // 13: mgr.v1.MonitorService.Authenticate:output_type -> mgr.v1.AuthenticateResponse
+	4,  // 14: mgr.v1.MonitorService.Beacon:output_type -> mgr.v1.BeaconResponse
+	6,  // 15: mgr.v1.MonitorService.Leave:output_type -> mgr.v1.LeaveResponse
+	8,  // 16: mgr.v1.MonitorService.WatchMap:output_type -> mgr.v1.WatchMapResponse
+	13, // [13:17] is the sub-list for method output_type
+	9,  // [9:13] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_mgr_v1_monitor_proto_init() }

@@ -22,6 +22,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DropReason says how the leader knows a manager no longer serves.
+type DropReason int32
+
+const (
+	// Treated as DROP_REASON_SILENT.
+	DropReason_DROP_REASON_UNSPECIFIED DropReason = 0
+	// Silent for longer than the grace.
+	DropReason_DROP_REASON_SILENT DropReason = 1
+	// Its lease ran out on the monitor's clock after it was told to stop
+	// (or after its connection broke).
+	DropReason_DROP_REASON_LEASE_EXPIRED DropReason = 2
+	// Its connection closed and nothing answers at its server addresses.
+	DropReason_DROP_REASON_GONE DropReason = 3
+)
+
+// Enum value maps for DropReason.
+var (
+	DropReason_name = map[int32]string{
+		0: "DROP_REASON_UNSPECIFIED",
+		1: "DROP_REASON_SILENT",
+		2: "DROP_REASON_LEASE_EXPIRED",
+		3: "DROP_REASON_GONE",
+	}
+	DropReason_value = map[string]int32{
+		"DROP_REASON_UNSPECIFIED":   0,
+		"DROP_REASON_SILENT":        1,
+		"DROP_REASON_LEASE_EXPIRED": 2,
+		"DROP_REASON_GONE":          3,
+	}
+)
+
+func (x DropReason) Enum() *DropReason {
+	p := new(DropReason)
+	*p = x
+	return p
+}
+
+func (x DropReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DropReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_mgr_v1_state_proto_enumTypes[0].Descriptor()
+}
+
+func (DropReason) Type() protoreflect.EnumType {
+	return &file_mgr_v1_state_proto_enumTypes[0]
+}
+
+func (x DropReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DropReason.Descriptor instead.
+func (DropReason) EnumDescriptor() ([]byte, []int) {
+	return file_mgr_v1_state_proto_rawDescGZIP(), []int{0}
+}
+
 // Command is one raft log entry. `time` is the proposing leader's clock, so
 // every replica applies the same entry to the same result.
 type Command struct {
@@ -439,7 +497,8 @@ type SilentGid struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Gid   uint64                 `protobuf:"varint,1,opt,name=gid,proto3" json:"gid,omitempty"`
 	// How long it was silent, in milliseconds, for the reason text.
-	SilentMs      int64 `protobuf:"varint,2,opt,name=silent_ms,json=silentMs,proto3" json:"silent_ms,omitempty"`
+	SilentMs      int64      `protobuf:"varint,2,opt,name=silent_ms,json=silentMs,proto3" json:"silent_ms,omitempty"`
+	Reason        DropReason `protobuf:"varint,3,opt,name=reason,proto3,enum=mgr.v1.DropReason" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -486,6 +545,13 @@ func (x *SilentGid) GetSilentMs() int64 {
 		return x.SilentMs
 	}
 	return 0
+}
+
+func (x *SilentGid) GetReason() DropReason {
+	if x != nil {
+		return x.Reason
+	}
+	return DropReason_DROP_REASON_UNSPECIFIED
 }
 
 type FailOp struct {
@@ -821,10 +887,11 @@ const file_mgr_v1_state_proto_rawDesc = "" +
 	"\x03gid\x18\x02 \x01(\x04R\x03gid\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\"/\n" +
 	"\x06DropOp\x12%\n" +
-	"\x04gids\x18\x01 \x03(\v2\x11.mgr.v1.SilentGidR\x04gids\":\n" +
+	"\x04gids\x18\x01 \x03(\v2\x11.mgr.v1.SilentGidR\x04gids\"f\n" +
 	"\tSilentGid\x12\x10\n" +
 	"\x03gid\x18\x01 \x01(\x04R\x03gid\x12\x1b\n" +
-	"\tsilent_ms\x18\x02 \x01(\x03R\bsilentMs\"0\n" +
+	"\tsilent_ms\x18\x02 \x01(\x03R\bsilentMs\x12*\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x12.mgr.v1.DropReasonR\x06reason\"0\n" +
 	"\x06FailOp\x12\x10\n" +
 	"\x03who\x18\x01 \x01(\tR\x03who\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\"b\n" +
@@ -854,7 +921,13 @@ const file_mgr_v1_state_proto_rawDesc = "" +
 	"\x06values\x18\x01 \x03(\v2\x1c.mgr.v1.Metadata.ValuesEntryR\x06values\x1a9\n" +
 	"\vValuesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*v\n" +
+	"\n" +
+	"DropReason\x12\x1b\n" +
+	"\x17DROP_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12DROP_REASON_SILENT\x10\x01\x12\x1d\n" +
+	"\x19DROP_REASON_LEASE_EXPIRED\x10\x02\x12\x14\n" +
+	"\x10DROP_REASON_GONE\x10\x03B/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
 
 var (
 	file_mgr_v1_state_proto_rawDescOnce sync.Once
@@ -868,48 +941,51 @@ func file_mgr_v1_state_proto_rawDescGZIP() []byte {
 	return file_mgr_v1_state_proto_rawDescData
 }
 
+var file_mgr_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_mgr_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_mgr_v1_state_proto_goTypes = []any{
-	(*Command)(nil),               // 0: mgr.v1.Command
-	(*BootstrapOp)(nil),           // 1: mgr.v1.BootstrapOp
-	(*AuthenticateOp)(nil),        // 2: mgr.v1.AuthenticateOp
-	(*LeaveOp)(nil),               // 3: mgr.v1.LeaveOp
-	(*DropOp)(nil),                // 4: mgr.v1.DropOp
-	(*SilentGid)(nil),             // 5: mgr.v1.SilentGid
-	(*FailOp)(nil),                // 6: mgr.v1.FailOp
-	(*ModuleOp)(nil),              // 7: mgr.v1.ModuleOp
-	(*SetFlagsOp)(nil),            // 8: mgr.v1.SetFlagsOp
-	(*State)(nil),                 // 9: mgr.v1.State
-	(*Metadata)(nil),              // 10: mgr.v1.Metadata
-	nil,                           // 11: mgr.v1.State.MetadataEntry
-	nil,                           // 12: mgr.v1.State.PendingEntry
-	nil,                           // 13: mgr.v1.Metadata.ValuesEntry
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*BeaconRequest)(nil),         // 15: mgr.v1.BeaconRequest
-	(*MgrMap)(nil),                // 16: mgr.v1.MgrMap
+	(DropReason)(0),               // 0: mgr.v1.DropReason
+	(*Command)(nil),               // 1: mgr.v1.Command
+	(*BootstrapOp)(nil),           // 2: mgr.v1.BootstrapOp
+	(*AuthenticateOp)(nil),        // 3: mgr.v1.AuthenticateOp
+	(*LeaveOp)(nil),               // 4: mgr.v1.LeaveOp
+	(*DropOp)(nil),                // 5: mgr.v1.DropOp
+	(*SilentGid)(nil),             // 6: mgr.v1.SilentGid
+	(*FailOp)(nil),                // 7: mgr.v1.FailOp
+	(*ModuleOp)(nil),              // 8: mgr.v1.ModuleOp
+	(*SetFlagsOp)(nil),            // 9: mgr.v1.SetFlagsOp
+	(*State)(nil),                 // 10: mgr.v1.State
+	(*Metadata)(nil),              // 11: mgr.v1.Metadata
+	nil,                           // 12: mgr.v1.State.MetadataEntry
+	nil,                           // 13: mgr.v1.State.PendingEntry
+	nil,                           // 14: mgr.v1.Metadata.ValuesEntry
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*BeaconRequest)(nil),         // 16: mgr.v1.BeaconRequest
+	(*MgrMap)(nil),                // 17: mgr.v1.MgrMap
 }
 var file_mgr_v1_state_proto_depIdxs = []int32{
-	14, // 0: mgr.v1.Command.time:type_name -> google.protobuf.Timestamp
-	1,  // 1: mgr.v1.Command.bootstrap:type_name -> mgr.v1.BootstrapOp
-	2,  // 2: mgr.v1.Command.authenticate:type_name -> mgr.v1.AuthenticateOp
-	15, // 3: mgr.v1.Command.beacon:type_name -> mgr.v1.BeaconRequest
-	3,  // 4: mgr.v1.Command.leave:type_name -> mgr.v1.LeaveOp
-	4,  // 5: mgr.v1.Command.drop:type_name -> mgr.v1.DropOp
-	6,  // 6: mgr.v1.Command.fail:type_name -> mgr.v1.FailOp
-	7,  // 7: mgr.v1.Command.module:type_name -> mgr.v1.ModuleOp
-	8,  // 8: mgr.v1.Command.set_flags:type_name -> mgr.v1.SetFlagsOp
-	5,  // 9: mgr.v1.DropOp.gids:type_name -> mgr.v1.SilentGid
-	16, // 10: mgr.v1.State.map:type_name -> mgr.v1.MgrMap
-	16, // 11: mgr.v1.State.history:type_name -> mgr.v1.MgrMap
-	11, // 12: mgr.v1.State.metadata:type_name -> mgr.v1.State.MetadataEntry
-	12, // 13: mgr.v1.State.pending:type_name -> mgr.v1.State.PendingEntry
-	13, // 14: mgr.v1.Metadata.values:type_name -> mgr.v1.Metadata.ValuesEntry
-	10, // 15: mgr.v1.State.MetadataEntry.value:type_name -> mgr.v1.Metadata
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 0: mgr.v1.Command.time:type_name -> google.protobuf.Timestamp
+	2,  // 1: mgr.v1.Command.bootstrap:type_name -> mgr.v1.BootstrapOp
+	3,  // 2: mgr.v1.Command.authenticate:type_name -> mgr.v1.AuthenticateOp
+	16, // 3: mgr.v1.Command.beacon:type_name -> mgr.v1.BeaconRequest
+	4,  // 4: mgr.v1.Command.leave:type_name -> mgr.v1.LeaveOp
+	5,  // 5: mgr.v1.Command.drop:type_name -> mgr.v1.DropOp
+	7,  // 6: mgr.v1.Command.fail:type_name -> mgr.v1.FailOp
+	8,  // 7: mgr.v1.Command.module:type_name -> mgr.v1.ModuleOp
+	9,  // 8: mgr.v1.Command.set_flags:type_name -> mgr.v1.SetFlagsOp
+	6,  // 9: mgr.v1.DropOp.gids:type_name -> mgr.v1.SilentGid
+	0,  // 10: mgr.v1.SilentGid.reason:type_name -> mgr.v1.DropReason
+	17, // 11: mgr.v1.State.map:type_name -> mgr.v1.MgrMap
+	17, // 12: mgr.v1.State.history:type_name -> mgr.v1.MgrMap
+	12, // 13: mgr.v1.State.metadata:type_name -> mgr.v1.State.MetadataEntry
+	13, // 14: mgr.v1.State.pending:type_name -> mgr.v1.State.PendingEntry
+	14, // 15: mgr.v1.Metadata.values:type_name -> mgr.v1.Metadata.ValuesEntry
+	11, // 16: mgr.v1.State.MetadataEntry.value:type_name -> mgr.v1.Metadata
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_mgr_v1_state_proto_init() }
@@ -934,13 +1010,14 @@ func file_mgr_v1_state_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgr_v1_state_proto_rawDesc), len(file_mgr_v1_state_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_mgr_v1_state_proto_goTypes,
 		DependencyIndexes: file_mgr_v1_state_proto_depIdxs,
+		EnumInfos:         file_mgr_v1_state_proto_enumTypes,
 		MessageInfos:      file_mgr_v1_state_proto_msgTypes,
 	}.Build()
 	File_mgr_v1_state_proto = out.File
