@@ -67,6 +67,8 @@ func FuzzApply(f *testing.F) {
 				if flags&8 == 8 {
 					b.Metadata = map[string]string{"os": "linux", "v": strconv.Itoa(int(flags >> 4))}
 				}
+				b.Priority = int32(flags>>5) - 2
+				b.Zone = []string{"", "a", "b"}[int(flags>>6)%3]
 				cmd.Op = &mgrv1.Command_Beacon{Beacon: b}
 			case 3:
 				gid, name := pickGID()
@@ -74,7 +76,8 @@ func FuzzApply(f *testing.F) {
 			case 4:
 				gid, _ := pickGID()
 				g2, _ := pickGID()
-				cmd.Op = &mgrv1.Command_Drop{Drop: &mgrv1.DropOp{Gids: []*mgrv1.SilentGid{{Gid: gid, SilentMs: 7000}, {Gid: g2}}}}
+				why := mgrv1.DropReason(next() % 4)
+				cmd.Op = &mgrv1.Command_Drop{Drop: &mgrv1.DropOp{Gids: []*mgrv1.SilentGid{{Gid: gid, SilentMs: 7000, Reason: why}, {Gid: g2}}}}
 			case 5:
 				who := ""
 				if b := next(); b%3 == 1 {
@@ -99,6 +102,9 @@ func FuzzApply(f *testing.F) {
 			}
 			if ierr := CheckInvariants(st, nst, r); ierr != nil {
 				t.Fatalf("step %d: %v: %v", step, cmd, ierr)
+			}
+			if perr := CheckPromotion(st, nst, cmd); perr != nil {
+				t.Fatalf("step %d: %v", step, perr)
 			}
 			if r.GID != 0 {
 				issued = append(issued, r.GID)

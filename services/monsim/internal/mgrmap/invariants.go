@@ -42,7 +42,7 @@ func CheckInvariants(prev, next *mgrv1.State, r Result) error {
 		if a >= next.GetNextGid() {
 			bad("active gid %d was never issued", a)
 		}
-	} else if nm.GetActiveEpoch() != 0 || nm.GetAvailable() || len(nm.GetActiveAddrs()) != 0 || nm.GetActiveName() != "" {
+	} else if nm.GetActiveEpoch() != 0 || nm.GetAvailable() || len(nm.GetActiveAddrs()) != 0 || nm.GetActiveName() != "" || nm.GetActiveFailing() {
 		bad("no active but active fields set: %v", nm)
 	}
 	var last uint64
@@ -57,7 +57,7 @@ func CheckInvariants(prev, next *mgrv1.State, r Result) error {
 		if s.GetGid() >= next.GetNextGid() {
 			bad("standby gid %d was never issued", s.GetGid())
 		}
-		if g, ok := names[s.GetName()]; ok {
+		if g, ok := names[s.GetName()]; ok && !(g == nm.GetActiveGid() && nm.GetActiveFailing()) {
 			bad("name %s held by gids %d and %d", s.GetName(), g, s.GetGid())
 		}
 		names[s.GetName()] = s.GetGid()
@@ -87,4 +87,25 @@ func CheckInvariants(prev, next *mgrv1.State, r Result) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckPromotion verifies the promotion invariant of DESIGN.md: a map names
+// a new active only when the previous active can no longer serve, that is,
+// the command was that active's Leave or a Drop of it by the leader (silent
+// past the grace, lease run out, or proved gone). An operator's fail, a
+// same-name restart or `down` only tell the active to stop.
+func CheckPromotion(prev, next *mgrv1.State, cmd *mgrv1.Command) error {
+	was, now := prev.GetMap().GetActiveGid(), next.GetMap().GetActiveGid()
+	if was == 0 || was == now {
+		return nil
+	}
+	if l := cmd.GetLeave(); l != nil && l.GetGid() == was {
+		return nil
+	}
+	for _, d := range cmd.GetDrop().GetGids() {
+		if d.GetGid() == was {
+			return nil
+		}
+	}
+	return fmt.Errorf("active gid %d replaced by %d through %T, which may not end an active's term", was, now, cmd.GetOp())
 }

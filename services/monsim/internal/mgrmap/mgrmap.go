@@ -18,6 +18,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
@@ -317,11 +318,12 @@ func (t *txn) beacon(b *mgrv1.BeaconRequest) error {
 	if newer := t.newestGID(name); newer > gid {
 		return fmt.Errorf("%w: gid %d of %s is superseded by its gid %d; authenticate again", ErrStaleGID, gid, name, newer)
 	}
-	// Rule 3: a newer gid under a known name replaces the older entry.
-	if t.m.GetActiveName() == name && t.m.GetActiveGid() != gid && gid > t.m.GetActiveGid() {
-		old := t.m.GetActiveGid()
-		t.dropActive()
-		t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_REPLACED, "%s restarted as gid %d; dropped its old gid %d", name, gid, old)
+	// Rule 3: a newer gid under a known name replaces the older entry. The
+	// old active may still be serving, so it is told to stop and replaced
+	// only once it leaves or its lease runs out (the promotion invariant).
+	if t.m.GetActiveName() == name && t.m.GetActiveGid() != gid && gid > t.m.GetActiveGid() && !t.m.GetActiveFailing() {
+		t.m.ActiveFailing = true
+		t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_REPLACED, "%s restarted as gid %d; its old gid %d is told to stop and is replaced when it leaves or its lease runs out", name, gid, t.m.GetActiveGid())
 	}
 	for _, s := range slices.Clone(t.m.GetStandbys()) {
 		if s.GetName() == name && s.GetGid() < gid {
@@ -339,18 +341,24 @@ func (t *txn) beacon(b *mgrv1.BeaconRequest) error {
 		delete(t.writePending(), gid)
 		t.m.Standbys = insertStandby(t.m.GetStandbys(), &mgrv1.StandbyInfo{
 			Gid: gid, Name: name, AvailableModules: mods, MetadataDigest: digest,
+			Priority: b.GetPriority(), Zone: b.GetZone(),
 		})
 		t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_STANDBY_ADDED, "%s joined as standby (gid %d)", name, gid)
 	case "standby":
 		i := t.standbyIndex(gid)
 		s := t.m.GetStandbys()[i]
-		if !modulesEqual(s.GetAvailableModules(), mods) || s.GetMetadataDigest() != digest {
+		if !modulesEqual(s.GetAvailableModules(), mods) || s.GetMetadataDigest() != digest ||
+			s.GetPriority() != b.GetPriority() || s.GetZone() != b.GetZone() {
 			s = proto.CloneOf(s)
 			s.AvailableModules, s.MetadataDigest = mods, digest
+			s.Priority, s.Zone = b.GetPriority(), b.GetZone()
 			t.m.Standbys[i] = s
 			t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_STANDBY_UPDATED, "standby %s updated its modules or metadata", name)
 		}
 	case "active":
+		if t.m.GetActiveFailing() {
+			break // it has been told to stop: what it reports no longer matters
+		}
 		// Rule 5: the active reports where it serves.
 		addrs, services := []string(nil), map[string]string{}
 		if b.GetAvailable() {
@@ -363,6 +371,7 @@ func (t *txn) beacon(b *mgrv1.BeaconRequest) error {
 		t.m.Services = services
 		t.m.AvailableModules = mods
 		t.m.ActiveMetadataDigest = digest
+		t.m.ActivePriority, t.m.ActiveZone = b.GetPriority(), b.GetZone()
 		if !proto.Equal(before, t.m) {
 			if b.GetAvailable() && !before.GetAvailable() {
 				t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_ACTIVE_UPDATED, "%s is available at %v", name, addrs)
@@ -377,9 +386,12 @@ func (t *txn) beacon(b *mgrv1.BeaconRequest) error {
 		if t.cause == mgrv1.ChangeCause_CHANGE_CAUSE_STANDBY_ADDED || t.cause == mgrv1.ChangeCause_CHANGE_CAUSE_UNSPECIFIED {
 			t.cause, t.reason = mgrv1.ChangeCause_CHANGE_CAUSE_UNSPECIFIED, ""
 		}
-		t.promoteNext("no active manager")
+		t.promoteNext("no active manager", "")
 	}
 	switch {
+	case t.m.GetActiveGid() == gid && t.m.GetActiveFailing():
+		// Told to stop: stop serving, leave, and come back as a standby.
+		t.res.Standing = mgrv1.Standing_STANDING_STALE
 	case t.m.GetActiveGid() == gid:
 		t.res.Standing = mgrv1.Standing_STANDING_ACTIVE
 	case b.GetAvailable():
@@ -408,7 +420,7 @@ func (t *txn) leave(op *mgrv1.LeaveOp) error {
 	case "active":
 		t.dropActive()
 		t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_LEFT, "active %s (gid %d) left", op.GetName(), op.GetGid())
-		t.promoteNext("")
+		t.promoteNext("", "")
 	case "standby":
 		t.removeStandby(op.GetGid())
 		t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_LEFT, "standby %s (gid %d) left", op.GetName(), op.GetGid())
@@ -417,13 +429,22 @@ func (t *txn) leave(op *mgrv1.LeaveOp) error {
 }
 
 func (t *txn) drop(op *mgrv1.DropOp) {
-	var activeSilent string
+	var activeGone, failedZone string
 	for _, s := range op.GetGids() {
 		gid := s.GetGid()
 		silent := time.Duration(s.GetSilentMs()) * time.Millisecond
 		switch {
 		case gid != 0 && gid == t.m.GetActiveGid():
-			activeSilent = fmt.Sprintf("active %s silent for %.1f s", t.m.GetActiveName(), silent.Seconds())
+			name := t.m.GetActiveName()
+			switch s.GetReason() {
+			case mgrv1.DropReason_DROP_REASON_GONE:
+				activeGone = fmt.Sprintf("active %s is gone (its connection closed and nothing listens at its addresses)", name)
+			case mgrv1.DropReason_DROP_REASON_LEASE_EXPIRED:
+				activeGone = fmt.Sprintf("active %s's lease ran out (no lease for %.1f s)", name, silent.Seconds())
+			default:
+				activeGone = fmt.Sprintf("active %s silent for %.1f s", name, silent.Seconds())
+			}
+			failedZone = t.m.GetActiveZone()
 			t.dropActive()
 		case t.standbyIndex(gid) >= 0:
 			name := t.m.GetStandbys()[t.standbyIndex(gid)].GetName()
@@ -431,17 +452,17 @@ func (t *txn) drop(op *mgrv1.DropOp) {
 			t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_SILENT, "dropped standby %s (gid %d): silent for %.1f s", name, gid, silent.Seconds())
 		}
 	}
-	if activeSilent == "" {
+	if activeGone == "" {
 		return
 	}
 	// The active's loss names the map: "promoted y: active x silent for 6.1 s".
 	standbys := t.reason
 	t.cause, t.reason = mgrv1.ChangeCause_CHANGE_CAUSE_SILENT, ""
-	if s := t.nextStandby(); s != nil && !t.m.GetDown() {
-		t.reason = fmt.Sprintf("promoted %s: %s", s.GetName(), activeSilent)
+	if s, why := t.nextStandby(failedZone); s != nil && !t.m.GetDown() {
+		t.reason = fmt.Sprintf("promoted %s%s: %s", s.GetName(), why, activeGone)
 		t.promote(s.GetGid())
 	} else {
-		t.reason = fmt.Sprintf("dropped %s; no standby to promote", activeSilent)
+		t.reason = fmt.Sprintf("dropped: %s; no standby to promote", activeGone)
 	}
 	if standbys != "" {
 		t.reason += "; " + standbys
@@ -485,9 +506,12 @@ func (t *txn) fail(op *mgrv1.FailOp) error {
 	}
 	t.res.FailedGID, t.res.FailedName = gid, name
 	if gid == t.m.GetActiveGid() {
-		t.dropActive()
-		t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_ADMIN_FAIL, "active %s (gid %d) failed by %s", name, gid, actor(op.GetActor()))
-		t.promoteNext("")
+		// The promotion invariant: tell the active to stop; the next
+		// standby is promoted when it leaves or its lease runs out.
+		if !t.m.GetActiveFailing() {
+			t.m.ActiveFailing = true
+			t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_ADMIN_FAIL, "active %s (gid %d) failed by %s: told to stop, replaced when it leaves or its lease runs out", name, gid, actor(op.GetActor()))
+		}
 		return nil
 	}
 	t.removeStandby(gid)
@@ -561,18 +585,16 @@ func (t *txn) setFlags(op *mgrv1.SetFlagsOp) {
 	t.m.Down = op.GetDown()
 	if op.GetDown() {
 		t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_FLAGS, "down set by %s", actor(op.GetActor()))
-		if gid := t.m.GetActiveGid(); gid != 0 {
-			// The active steps down to standby; no one is promoted while down.
-			s := &mgrv1.StandbyInfo{Gid: gid, Name: t.m.GetActiveName(), AvailableModules: t.m.GetAvailableModules(), MetadataDigest: t.m.GetActiveMetadataDigest()}
-			name := t.m.GetActiveName()
-			t.clearActive()
-			t.m.Standbys = insertStandby(t.m.GetStandbys(), s)
-			t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_FLAGS, "active %s stepped down to standby", name)
+		if t.m.GetActiveGid() != 0 && !t.m.GetActiveFailing() {
+			// The active is told to stop; once it leaves (or its lease
+			// runs out) no one is promoted while down.
+			t.m.ActiveFailing = true
+			t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_FLAGS, "active %s told to stop", t.m.GetActiveName())
 		}
 		return
 	}
 	t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_FLAGS, "down unset by %s", actor(op.GetActor()))
-	t.promoteNext("")
+	t.promoteNext("", "")
 }
 
 // dropActive removes the active and its metadata; no one is promoted.
@@ -589,6 +611,8 @@ func (t *txn) clearActive() {
 	t.m.AvailableModules = nil
 	t.m.Services = map[string]string{}
 	t.m.ActiveMetadataDigest = ""
+	t.m.ActiveFailing = false
+	t.m.ActivePriority, t.m.ActiveZone = 0, ""
 }
 
 func (t *txn) removeStandby(gid uint64) {
@@ -596,28 +620,51 @@ func (t *txn) removeStandby(gid uint64) {
 	t.m.Standbys = slices.DeleteFunc(slices.Clone(t.m.GetStandbys()), func(s *mgrv1.StandbyInfo) bool { return s.GetGid() == gid })
 }
 
-// nextStandby is the standby to promote: the lowest gid.
-func (t *txn) nextStandby() *mgrv1.StandbyInfo {
-	if len(t.m.GetStandbys()) == 0 {
-		return nil
+// nextStandby is the standby to promote, by the promotion policy: the
+// highest priority, then a standby outside failedZone (the zone of the active
+// that failed), then the lowest gid. why says what decided, for the reason.
+func (t *txn) nextStandby(failedZone string) (*mgrv1.StandbyInfo, string) {
+	list := t.m.GetStandbys() // sorted by gid
+	if len(list) == 0 {
+		return nil, ""
 	}
-	return t.m.GetStandbys()[0] // sorted by gid
+	best := list[0]
+	outside := func(s *mgrv1.StandbyInfo) bool { return failedZone == "" || s.GetZone() != failedZone }
+	for _, s := range list[1:] {
+		switch {
+		case s.GetPriority() > best.GetPriority():
+			best = s
+		case s.GetPriority() == best.GetPriority() && outside(s) && !outside(best):
+			best = s
+		}
+	}
+	var why []string
+	if best.GetPriority() != 0 || slices.ContainsFunc(list, func(s *mgrv1.StandbyInfo) bool { return s.GetPriority() != best.GetPriority() }) {
+		why = append(why, fmt.Sprintf("priority %d", best.GetPriority()))
+	}
+	if failedZone != "" && outside(best) && slices.ContainsFunc(list, func(s *mgrv1.StandbyInfo) bool { return !outside(s) }) {
+		why = append(why, fmt.Sprintf("zone %q, outside failed zone %q", best.GetZone(), failedZone))
+	}
+	if len(why) == 0 {
+		return best, ""
+	}
+	return best, " (" + strings.Join(why, ", ") + ")"
 }
 
 // promoteNext promotes the next standby when there is no active and the
 // cluster is not down, and says so in the reason ("promoted y (gid 4)",
 // followed by why when why is set).
-func (t *txn) promoteNext(why string) {
-	s := t.nextStandby()
+func (t *txn) promoteNext(why, failedZone string) {
+	s, policy := t.nextStandby(failedZone)
 	if t.m.GetActiveGid() != 0 || t.m.GetDown() || s == nil {
 		return
 	}
 	t.promote(s.GetGid())
 	if why != "" {
-		t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_PROMOTED, "promoted %s (gid %d): %s", s.GetName(), s.GetGid(), why)
+		t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_PROMOTED, "promoted %s (gid %d)%s: %s", s.GetName(), s.GetGid(), policy, why)
 		return
 	}
-	t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_PROMOTED, "promoted %s (gid %d)", s.GetName(), s.GetGid())
+	t.setCause(mgrv1.ChangeCause_CHANGE_CAUSE_PROMOTED, "promoted %s (gid %d)%s", s.GetName(), s.GetGid(), policy)
 }
 
 // promote makes a standby the active.
@@ -632,6 +679,8 @@ func (t *txn) promote(gid uint64) {
 	t.m.AvailableModules = s.GetAvailableModules()
 	t.m.Services = map[string]string{}
 	t.m.ActiveMetadataDigest = s.GetMetadataDigest()
+	t.m.ActiveFailing = false
+	t.m.ActivePriority, t.m.ActiveZone = s.GetPriority(), s.GetZone()
 }
 
 func insertStandby(list []*mgrv1.StandbyInfo, s *mgrv1.StandbyInfo) []*mgrv1.StandbyInfo {

@@ -48,6 +48,9 @@ func (c *cluster) apply(cmd *mgrv1.Command) (Result, error) {
 		if ierr := CheckInvariants(prev, next, r); ierr != nil {
 			c.t.Fatalf("invariants after %v: %v", cmd, ierr)
 		}
+		if perr := CheckPromotion(prev, next, cmd); perr != nil {
+			c.t.Fatal(perr)
+		}
 	}
 	c.st = next
 	return r, nil
@@ -224,19 +227,80 @@ func TestSameNameNewGidReplaces(t *testing.T) {
 	x2 := c.auth("x")
 	c.beacon(x2, "x")
 	m := c.m()
-	if m.GetActiveGid() != y || m.GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_REPLACED || !strings.Contains(m.GetReason(), "promoted y") {
+	// The old x may still serve: it is told to stop, not replaced at once.
+	if m.GetActiveGid() != x || !m.GetActiveFailing() || m.GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_REPLACED {
 		t.Fatalf("after active restart: %v", m)
-	}
-	if got := standbyNames(m); len(got) != 2 || got[0] != "z" || got[1] != "x" {
-		t.Fatalf("standbys %v", got)
 	}
 	if _, err := c.apply(beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x"})); !errors.Is(err, ErrStaleGID) {
 		t.Fatalf("old gid beacon: %v", err)
 	}
+	c.must(leaveCmd(x, "x"))
+	if m := c.m(); m.GetActiveGid() != y || m.GetActiveFailing() || !strings.Contains(m.GetReason(), "promoted y") {
+		t.Fatalf("after the old active left: %v", m)
+	}
+	if got := standbyNames(c.m()); len(got) != 2 || got[0] != "z" || got[1] != "x" {
+		t.Fatalf("standbys %v", got)
+	}
 	z2 := c.auth("z")
 	c.beacon(z2, "z")
-	if got := standbyNames(c.m()); len(got) != 2 || c.m().GetStandbys()[1].GetGid() != z2 || c.m().GetStandbys()[0].GetGid() != x2 {
-		t.Fatalf("standby restart: %v (old z %d)", c.m().GetStandbys(), z)
+	if got := c.m().GetStandbys(); len(got) != 2 || got[1].GetGid() != z2 || got[0].GetGid() != x2 {
+		t.Fatalf("standby restart: %v (old z %d)", got, z)
+	}
+}
+
+func TestFailingActiveIsToldStale(t *testing.T) {
+	c := newCluster(t, 0)
+	x := c.join("x")
+	c.join("y")
+	c.must(failCmd("x"))
+	r := c.must(beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Available: true, ServerAddrs: []string{"127.0.0.1:9"}}))
+	if r.Standing != mgrv1.Standing_STANDING_STALE || r.Changed {
+		t.Fatalf("failing active's beacon: %+v", r)
+	}
+	if r := c.must(failCmd("x")); r.Changed {
+		t.Fatal("failing an active twice made a new map")
+	}
+}
+
+func TestPromotionPolicy(t *testing.T) {
+	type sb struct {
+		name     string
+		priority int32
+		zone     string
+	}
+	tests := map[string]struct {
+		activeZone string
+		standbys   []sb
+		drop       mgrv1.DropReason
+		want       string
+		reason     string
+	}{
+		"lowest gid":              {standbys: []sb{{"a", 0, ""}, {"b", 0, ""}}, want: "a"},
+		"highest priority":        {standbys: []sb{{"a", 0, ""}, {"b", 5, ""}, {"c", 3, ""}}, want: "b", reason: "priority 5"},
+		"outside the failed zone": {activeZone: "z1", standbys: []sb{{"a", 0, "z1"}, {"b", 0, "z2"}}, want: "b", reason: `outside failed zone "z1"`},
+		"priority beats zone":     {activeZone: "z1", standbys: []sb{{"a", 9, "z1"}, {"b", 0, "z2"}}, want: "a", reason: "priority 9"},
+		"zone only on failure":    {activeZone: "z1", standbys: []sb{{"a", 0, "z1"}, {"b", 0, "z2"}}, drop: -1, want: "a"},
+		"gone also avoids zone":   {activeZone: "z1", standbys: []sb{{"a", 0, "z1"}, {"b", 0, "z2"}}, drop: mgrv1.DropReason_DROP_REASON_GONE, want: "b", reason: "is gone"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := newCluster(t, 0)
+			x := c.auth("x")
+			c.must(beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Zone: tc.activeZone}))
+			c.must(beaconCmd(&mgrv1.BeaconRequest{Gid: x, Name: "x", Zone: tc.activeZone, Available: true, ServerAddrs: []string{"127.0.0.1:1"}}))
+			for _, s := range tc.standbys {
+				g := c.auth(s.name)
+				c.must(beaconCmd(&mgrv1.BeaconRequest{Gid: g, Name: s.name, Priority: s.priority, Zone: s.zone}))
+			}
+			if tc.drop < 0 {
+				c.must(leaveCmd(x, "x"))
+			} else {
+				c.must(&mgrv1.Command{Op: &mgrv1.Command_Drop{Drop: &mgrv1.DropOp{Gids: []*mgrv1.SilentGid{{Gid: x, SilentMs: 6500, Reason: tc.drop}}}}})
+			}
+			if got := c.m().GetActiveName(); got != tc.want || !strings.Contains(c.m().GetReason(), tc.reason) {
+				t.Fatalf("promoted %s (reason %q), want %s with %q", got, c.m().GetReason(), tc.want, tc.reason)
+			}
+		})
 	}
 }
 
@@ -295,9 +359,9 @@ func TestFail(t *testing.T) {
 		wantFailed string
 		wantActive string
 	}{
-		"the active":        {who: "", wantFailed: "x", wantActive: "y"},
-		"active by name":    {who: "x", wantFailed: "x", wantActive: "y"},
-		"active by gid":     {who: "1", wantFailed: "x", wantActive: "y"},
+		"the active":        {who: "", wantFailed: "x", wantActive: "x"},
+		"active by name":    {who: "x", wantFailed: "x", wantActive: "x"},
+		"active by gid":     {who: "1", wantFailed: "x", wantActive: "x"},
 		"standby by name":   {who: "z", wantFailed: "z", wantActive: "x"},
 		"standby by gid":    {who: "3", wantFailed: "z", wantActive: "x"},
 		"unknown name":      {who: "nobody", wantErr: ErrNotFound},
@@ -324,6 +388,16 @@ func TestFail(t *testing.T) {
 			}
 			if c.m().GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_ADMIN_FAIL || !strings.Contains(c.m().GetReason(), "failed by client.admin") {
 				t.Fatalf("reason %q", c.m().GetReason())
+			}
+			if tc.wantFailed == "x" {
+				// The active is only told to stop; y follows when x leaves.
+				if !c.m().GetActiveFailing() {
+					t.Fatal("failed active not flagged failing")
+				}
+				c.must(leaveCmd(1, "x"))
+				if c.m().GetActiveName() != "y" {
+					t.Fatalf("after leave: %v", c.m())
+				}
 			}
 		})
 	}
@@ -383,8 +457,12 @@ func TestDownStopsPromotion(t *testing.T) {
 	y := c.join("y")
 	c.must(downCmd(true))
 	m := c.m()
-	if m.GetActiveGid() != 0 || !m.GetDown() || len(m.GetStandbys()) != 2 || m.GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_FLAGS {
+	if m.GetActiveGid() != x || !m.GetActiveFailing() || !m.GetDown() || m.GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_FLAGS {
 		t.Fatalf("after down: %v", m)
+	}
+	c.must(leaveCmd(x, "x"))
+	if c.m().GetActiveGid() != 0 {
+		t.Fatalf("promoted while down after the active left: %v", c.m())
 	}
 	if r := c.beacon(y, "y"); r.Standing != mgrv1.Standing_STANDING_STANDBY || c.m().GetActiveGid() != 0 {
 		t.Fatalf("beacon while down promoted: %v", c.m())
@@ -397,7 +475,7 @@ func TestDownStopsPromotion(t *testing.T) {
 		t.Fatal("setting down twice changed the map")
 	}
 	c.must(downCmd(false))
-	if c.m().GetActiveGid() != x || !strings.Contains(c.m().GetReason(), "down unset by client.admin; promoted x") {
+	if c.m().GetActiveGid() != y || !strings.Contains(c.m().GetReason(), "down unset by client.admin; promoted y") {
 		t.Fatalf("after unset: %v", c.m())
 	}
 }

@@ -89,6 +89,11 @@ func validateBeacon(b *mgrv1.BeaconRequest) error {
 	if err := ValidateName("name", b.GetName()); err != nil {
 		return err
 	}
+	if z := b.GetZone(); z != "" {
+		if err := ValidateName("zone", z); err != nil {
+			return err
+		}
+	}
 	if b.GetGid() == 0 {
 		return fmt.Errorf("%w: gid is required (authenticate first)", ErrInvalid)
 	}
