@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&cfg.FSID, "fsid", cfg.FSID, "cluster id to create at bootstrap (random when empty; ignored afterwards)")
 	fs.DurationVar(&cfg.BeaconPeriod, "beacon-period", cfg.BeaconPeriod, "how often managers beacon")
 	fs.DurationVar(&cfg.Grace, "grace", cfg.Grace, "how long a manager may be silent before it is dropped")
+	fs.DurationVar(&cfg.FenceTimeout, "fence-timeout", cfg.FenceTimeout, "the lease: how long an active may serve after a beacon the monitor acknowledged (grace must exceed it plus the beacon period plus 500ms)")
 	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "how often the leader looks for silent managers")
 	fs.IntVar(&cfg.HistoryLimit, "history", cfg.HistoryLimit, "how many maps to keep for dump --epoch and watch resume")
 	fs.IntVar(&cfg.WatchMaxLag, "watch-max-lag", cfg.WatchMaxLag, "how many maps a watcher may fall behind before it is cut off")

@@ -28,7 +28,7 @@ func TestRunRefusesBadFlagsAndEnv(t *testing.T) {
 		"unknown flag":      {args: []string{"--nope"}, want: "flag provided but not defined"},
 		"stray argument":    {args: []string{"extra"}, want: `unexpected argument "extra"`},
 		"bad duration env":  {env: map[string]string{"MGRPLANE_GRACE": "soon"}, want: "MGRPLANE_GRACE"},
-		"grace too short":   {args: []string{"--grace", "1s", "--beacon-period", "1s"}, want: "at least twice the beacon period"},
+		"grace too short":   {args: []string{"--grace", "1s", "--beacon-period", "1s"}, want: "must exceed fence timeout"},
 		"bad log level":     {args: []string{"--log-level", "loud"}, want: "--log-level"},
 		"bad address":       {args: []string{"--addr", "nowhere"}, want: "must be host:port"},
 		"history too large": {args: []string{"--history", "0"}, want: "history 0"},

@@ -25,6 +25,9 @@ type Config struct {
 	BeaconPeriod time.Duration
 	// Grace is how long a manager may be silent before it is dropped.
 	Grace time.Duration
+	// FenceTimeout is the lease: how long an active may serve after sending
+	// a beacon the monitor acknowledged.
+	FenceTimeout time.Duration
 	// Tick is how often the leader looks for silent managers.
 	Tick time.Duration
 	// HistoryLimit is how many maps are kept for dump --epoch and watch resume.
@@ -35,8 +38,13 @@ type Config struct {
 	AlwaysOnModules []string
 }
 
+// LeaseMargin is the slack between a lease running out on the manager's
+// clock and the monitor acting on it, for clock rate skew and scheduling.
+const LeaseMargin = 500 * time.Millisecond
+
 // DefaultConfig returns the defaults of DESIGN.md (Ceph's in brackets):
-// beacon 1 s [2 s], grace 6 s [30 s], tick 1 s [2 s], history 500 [500].
+// beacon 1 s [2 s], grace 6 s [30 s], fence timeout 4 s [none], tick 1 s
+// [2 s], history 500 [500].
 func DefaultConfig() Config {
 	return Config{
 		Addr:            "127.0.0.1:6789",
@@ -44,6 +52,7 @@ func DefaultConfig() Config {
 		NodeID:          "monsim-1",
 		BeaconPeriod:    time.Second,
 		Grace:           6 * time.Second,
+		FenceTimeout:    4 * time.Second,
 		Tick:            time.Second,
 		HistoryLimit:    mgrmap.DefaultHistoryLimit,
 		WatchMaxLag:     watch.DefaultMaxLag,
@@ -65,8 +74,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("fsid: at most %d bytes", mgrmap.MaxFSIDLen)
 	case c.BeaconPeriod < 10*time.Millisecond || c.BeaconPeriod > time.Minute:
 		return fmt.Errorf("beacon period %v: must be between 10ms and 1m", c.BeaconPeriod)
-	case c.Grace < 2*c.BeaconPeriod:
-		return fmt.Errorf("grace %v: must be at least twice the beacon period (%v)", c.Grace, c.BeaconPeriod)
+	case c.FenceTimeout < c.BeaconPeriod+LeaseMargin:
+		return fmt.Errorf("fence timeout %v: must be at least the beacon period (%v) plus %v, or leases lapse between beacons", c.FenceTimeout, c.BeaconPeriod, LeaseMargin)
+	case c.Grace <= c.FenceTimeout+c.BeaconPeriod+LeaseMargin:
+		return fmt.Errorf("grace %v: must exceed fence timeout (%v) + beacon period (%v) + margin (%v) = %v", c.Grace, c.FenceTimeout, c.BeaconPeriod, LeaseMargin, c.FenceTimeout+c.BeaconPeriod+LeaseMargin)
 	case c.Grace > 10*time.Minute:
 		return fmt.Errorf("grace %v: must be at most 10m", c.Grace)
 	case c.Tick < 10*time.Millisecond || c.Tick > c.Grace:

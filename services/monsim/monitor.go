@@ -49,6 +49,7 @@ func (h *monitorHandler) Authenticate(ctx context.Context, req *mgrv1.Authentica
 		Fsid:         h.s.node.State().GetMap().GetFsid(),
 		BeaconPeriod: durationpb.New(h.s.cfg.BeaconPeriod),
 		Grace:        durationpb.New(h.s.cfg.Grace),
+		FenceTimeout: durationpb.New(h.s.cfg.FenceTimeout),
 	}, nil
 }
 
@@ -60,7 +61,13 @@ func (h *monitorHandler) Beacon(ctx context.Context, req *mgrv1.BeaconRequest) (
 		return nil, toStatus(h.s.logger, err)
 	}
 	h.s.live.Seen(req.GetGid(), now)
-	return &mgrv1.BeaconResponse{Epoch: r.Epoch, Standing: r.Standing, ActiveEpoch: r.ActiveEpoch}, nil
+	resp := &mgrv1.BeaconResponse{Epoch: r.Epoch, Standing: r.Standing, ActiveEpoch: r.ActiveEpoch}
+	// The lease runs from the beacon's send time on the manager's clock;
+	// the monitor counts it from the receive time, which is later.
+	if r.Standing == mgrv1.Standing_STANDING_ACTIVE && h.s.live.Grant(req.GetGid(), now) {
+		resp.Lease = durationpb.New(h.s.cfg.FenceTimeout)
+	}
+	return resp, nil
 }
 
 // Leave implements mgrv1.MonitorServiceServer.
@@ -80,12 +87,21 @@ func (h *monitorHandler) WatchMap(req *mgrv1.WatchMapRequest, stream mgrv1.Monit
 	if !h.s.ready.Load() {
 		return toStatus(h.s.logger, errNotReady)
 	}
+	if req.GetName() != "" {
+		if err := mgrmap.ValidateName("name", req.GetName()); err != nil {
+			return toStatus(h.s.logger, err)
+		}
+	}
 	sub, err := h.s.hub.Subscribe(req.GetSinceEpoch())
 	if err != nil {
 		return toStatus(h.s.logger, err)
 	}
 	defer sub.Close()
 	ctx := stream.Context()
+	if gid := req.GetGid(); gid != 0 {
+		h.s.crash.opened(gid)
+		defer func() { h.s.crash.closed(gid, !h.s.stopping.Load()) }()
+	}
 	for {
 		m, err := sub.Next(ctx)
 		if err != nil {

@@ -42,6 +42,10 @@ type Server struct {
 	// leading is true while this monitor is leader and has caught up, so
 	// its liveness view is its own to judge.
 	leading atomic.Bool
+	// stopping is set when shutdown begins: watch streams it ends are not
+	// a manager's broken connection.
+	stopping atomic.Bool
+	crash    *crashWatch
 	// ready is true once this monitor has applied everything committed
 	// before it started, so its reads and watches are not behind.
 	ready atomic.Bool
@@ -94,6 +98,7 @@ func New(cfg Config, logger hclog.Logger) (*Server, error) {
 		live:   liveness.New(time.Now()),
 		enc:    newEncodeCache(),
 	}
+	s.crash = newCrashWatch(func(gid uint64) bool { return s.node.State().GetMap().GetActiveGid() == gid }, s.live.Lost)
 	s.grpc, s.health = rpcserver.New(logger.Named("grpc"), rpcserver.Options{
 		Extra: []grpc.ServerOption{grpc.ForceServerCodecV2(newCodec())},
 	})
@@ -117,8 +122,10 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return s.lead(gctx) })
+	g.Go(func() error { return s.runCrashProbes(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
+		s.stopping.Store(true)
 		s.health.Shutdown()
 		s.hub.Close()
 		rpcserver.Stop(s.grpc, stopTimeout)
@@ -200,20 +207,32 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// tick drops managers silent past the grace; the state machine promotes.
+// tick ends the active's term when it is silent past the grace, or when it
+// was told to stop (or lost its connection) and its lease has run out; and
+// drops standbys silent past the grace. The state machine promotes.
 func (s *Server) tick(ctx context.Context, now time.Time) {
-	silent := s.live.Silent(s.node.State().GetMap(), now, s.cfg.Grace)
-	if len(silent) == 0 {
+	m := s.node.State().GetMap()
+	drop := s.live.Silent(m, now, s.cfg.Grace)
+	if gid := m.GetActiveGid(); gid != 0 {
+		verdict, d := s.live.JudgeActive(gid, m.GetActiveFailing(), now, s.cfg.Grace, s.cfg.FenceTimeout+LeaseMargin)
+		switch verdict {
+		case liveness.Silent:
+			drop = append([]*mgrv1.SilentGid{{Gid: gid, SilentMs: d.Milliseconds(), Reason: mgrv1.DropReason_DROP_REASON_SILENT}}, drop...)
+		case liveness.LeaseExpired:
+			drop = append([]*mgrv1.SilentGid{{Gid: gid, SilentMs: d.Milliseconds(), Reason: mgrv1.DropReason_DROP_REASON_LEASE_EXPIRED}}, drop...)
+		}
+	}
+	if len(drop) == 0 {
 		return
 	}
-	r, err := s.node.Apply(ctx, &mgrv1.Command{Op: &mgrv1.Command_Drop{Drop: &mgrv1.DropOp{Gids: silent}}})
+	r, err := s.node.Apply(ctx, &mgrv1.Command{Op: &mgrv1.Command_Drop{Drop: &mgrv1.DropOp{Gids: drop}}})
 	if err != nil {
 		s.logger.Warn("failed to drop silent managers", "error", err)
 		return
 	}
 	if r.Changed {
 		m := s.node.State().GetMap()
-		s.logger.Info("dropped silent managers", "epoch", m.GetEpoch(), "reason", m.GetReason())
+		s.logger.Info("dropped managers", "epoch", m.GetEpoch(), "reason", m.GetReason())
 	}
 }
 

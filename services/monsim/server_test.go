@@ -123,7 +123,8 @@ func TestBeaconPromotesAndAdminAnswers(t *testing.T) {
 	b, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: m.GetFsid(), Gid: x, Name: "x", Available: true,
 		ServerAddrs: []string{"127.0.0.1:6800"}, Services: map[string]string{"status": "http://127.0.0.1:6880/status/"},
 		Metadata: map[string]string{"os": "linux", "mgrplane_version": "0.1.0"}})
-	if err != nil || b.GetStanding() != mgrv1.Standing_STANDING_ACTIVE || b.GetEpoch() != m.GetEpoch()+1 {
+	if err != nil || b.GetStanding() != mgrv1.Standing_STANDING_ACTIVE || b.GetEpoch() != m.GetEpoch()+1 ||
+		b.GetLease().AsDuration() != DefaultConfig().FenceTimeout {
 		t.Fatalf("available beacon: %v %v", b, err)
 	}
 	stat, err := tm.admin.GetStat(ctx, &mgrv1.GetStatRequest{})
@@ -146,15 +147,23 @@ func TestBeaconPromotesAndAdminAnswers(t *testing.T) {
 	if err != nil || f.GetFailedName() != "x" {
 		t.Fatalf("fail %v %v", f, err)
 	}
-	if m := tm.current(t); m.GetActiveName() != "y" || !strings.Contains(m.GetReason(), "failed by client.admin") {
+	if m := tm.current(t); m.GetActiveName() != "x" || !m.GetActiveFailing() || !strings.Contains(m.GetReason(), "failed by client.admin") {
 		t.Fatalf("after fail: %v", m)
 	}
-	_, err = tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: m.GetFsid(), Gid: x, Name: "x", Available: true})
-	if status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("failed active's beacon: %v", err)
+	// Told to stop: its beacons get STALE and no lease; y follows its leave.
+	sb, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: m.GetFsid(), Gid: x, Name: "x", Available: true})
+	if err != nil || sb.GetStanding() != mgrv1.Standing_STANDING_STALE || sb.GetLease() != nil {
+		t.Fatalf("failed active's beacon: %v %v", sb, err)
+	}
+	if _, err := tm.mon.Leave(ctx, &mgrv1.LeaveRequest{Fsid: m.GetFsid(), Gid: x, Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := tm.current(t); m.GetActiveName() != "y" {
+		t.Fatalf("after leave: %v", m)
 	}
 	h, err := tm.admin.ListHistory(ctx, &mgrv1.ListHistoryRequest{Limit: 2})
-	if err != nil || len(h.GetEntries()) != 2 || h.GetEntries()[1].GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_ADMIN_FAIL {
+	if err != nil || len(h.GetEntries()) != 2 || h.GetEntries()[0].GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_ADMIN_FAIL ||
+		h.GetEntries()[1].GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_LEFT {
 		t.Fatalf("history %v %v", h, err)
 	}
 }
@@ -260,7 +269,7 @@ func TestRestartKeepsEpochsAndGids(t *testing.T) {
 
 func TestSilentActiveIsDroppedAndStandbyPromoted(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.BeaconPeriod, cfg.Grace, cfg.Tick = 20*time.Millisecond, 200*time.Millisecond, 20*time.Millisecond
+	cfg.BeaconPeriod, cfg.FenceTimeout, cfg.Grace, cfg.Tick = 20*time.Millisecond, 600*time.Millisecond, 1200*time.Millisecond, 20*time.Millisecond
 	tm := startMonitor(t, cfg)
 	tm.join(t, "x")
 	y := tm.join(t, "y")
@@ -367,5 +376,107 @@ func TestGarbageOnThePortLeavesTheServerServing(t *testing.T) {
 	}
 	if _, err := tm.admin.GetStat(context.Background(), &mgrv1.GetStatRequest{}); err != nil {
 		t.Fatalf("server stopped answering after garbage: %v", err)
+	}
+}
+
+// fastConfig has short timings for fencing tests: leases of 600 ms.
+func fastConfig(t *testing.T) Config {
+	cfg := testConfig(t)
+	cfg.BeaconPeriod, cfg.FenceTimeout, cfg.Grace, cfg.Tick = 20*time.Millisecond, 600*time.Millisecond, 5*time.Second, 20*time.Millisecond
+	return cfg
+}
+
+// waitActive polls the map until name is active, or fails after 20 s.
+func (tm *testMonitor) waitActive(t *testing.T, name string) *mgrv1.MgrMap {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := tm.current(t); m.GetActiveName() == name {
+			return m
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s never became active: %v", name, tm.current(t))
+	return nil
+}
+
+// beaconLoop beacons for name until ctx ends, as a live standby would.
+func (tm *testMonitor) beaconLoop(ctx context.Context, fsid string, gid uint64, name string) {
+	for ctx.Err() == nil {
+		_, _ = tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: gid, Name: name})
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestFailedActiveThatNeverLeavesIsReplacedAfterItsLease(t *testing.T) {
+	tm := startMonitor(t, fastConfig(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	x := tm.join(t, "x")
+	y := tm.join(t, "y")
+	fsid := tm.current(t).GetFsid()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); tm.beaconLoop(ctx, fsid, x, "x") }() // x keeps beaconing but never leaves
+	go func() { defer wg.Done(); tm.beaconLoop(ctx, fsid, y, "y") }()
+	defer wg.Wait()
+	defer cancel()
+	if _, err := tm.admin.FailManager(ctx, &mgrv1.FailManagerRequest{Who: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	m := tm.waitActive(t, "y")
+	if m.GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_SILENT || !strings.Contains(m.GetReason(), "lease ran out") {
+		t.Fatalf("promotion map %v", m)
+	}
+}
+
+func TestCrashedActiveIsReplacedAtOnceWhenNothingListens(t *testing.T) {
+	tests := map[string]struct {
+		listening  bool
+		wantReason string
+	}{
+		"nothing listens: proved gone":      {listening: false, wantReason: "is gone"},
+		"something listens: lease runs out": {listening: true, wantReason: "lease ran out"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tm := startMonitor(t, fastConfig(t))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lis.Close()
+			x := tm.join(t, "x")
+			y := tm.join(t, "y")
+			fsid := tm.current(t).GetFsid()
+			b, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "x", Available: true, ServerAddrs: []string{lis.Addr().String()}})
+			if err != nil || b.GetLease() == nil {
+				t.Fatalf("available beacon %v %v", b, err)
+			}
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { defer wg.Done(); tm.beaconLoop(ctx, fsid, y, "y") }()
+			defer wg.Wait()
+			defer cancel()
+			// x watches its map, then "crashes": its stream closes without a leave.
+			wctx, wcancel := context.WithCancel(ctx)
+			ws, err := tm.mon.WatchMap(wctx, &mgrv1.WatchMapRequest{Gid: x, Name: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ws.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.listening {
+				_ = lis.Close()
+			}
+			wcancel()
+			m := tm.waitActive(t, "y")
+			if !strings.Contains(m.GetReason(), tc.wantReason) {
+				t.Fatalf("promotion reason %q, want %q", m.GetReason(), tc.wantReason)
+			}
+		})
 	}
 }
