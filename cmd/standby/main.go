@@ -12,8 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -54,6 +56,20 @@ func (m *monitorList) Set(s string) error {
 	return nil
 }
 
+// int32Value is a flag holding an int32.
+type int32Value int32
+
+func (v *int32Value) String() string { return strconv.FormatInt(int64(*v), 10) }
+
+func (v *int32Value) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return fmt.Errorf("must be an integer from %d to %d", math.MinInt32, math.MaxInt32)
+	}
+	*v = int32Value(n)
+	return nil
+}
+
 // parse reads flags, falling back to the environment; a flag given on the
 // command line wins over its variable.
 func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -64,7 +80,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&c.Name, "name", c.Name, "manager name (required): 1 to 64 of [A-Za-z0-9_.-], starting with a letter or digit")
 	fs.Var((*monitorList)(&c.Monitors), "monitor", "monitor gRPC addresses, comma-separated; the first that answers is used")
 	fs.StringVar(&c.FSID, "fsid", c.FSID, "cluster fsid to join (optional)")
-	fs.DurationVar(&c.BeaconPeriod, "beacon-period", c.BeaconPeriod, "time between beacons")
+	fs.DurationVar(&c.BeaconPeriod, "beacon-period", c.BeaconPeriod, "time between beacons; the monitor's fence timeout must exceed it by max(period/2, 100ms)")
+	fs.Var((*int32Value)(&c.Priority), "priority", "promotion priority, an `int32`: the monitor promotes the standby with the highest first")
+	fs.StringVar(&c.Zone, "zone", c.Zone, "failure zone (optional, like a name): after a failure the monitor prefers a standby outside the failed active's zone")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "manager gRPC listen address while active")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "manager HTTP listen address while active")
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", c.AdvertiseHost, "host put in server addresses and service URLs (default: the listen host, or the hostname when listening on all addresses)")
@@ -116,7 +134,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log.Info("starting", "version", version.Version, "monitors", o.cfg.Monitors,
-		"grpc_addr", o.cfg.GRPCAddr, "http_addr", o.cfg.HTTPAddr, "beacon_period", o.cfg.BeaconPeriod)
+		"grpc_addr", o.cfg.GRPCAddr, "http_addr", o.cfg.HTTPAddr, "beacon_period", o.cfg.BeaconPeriod,
+		"priority", o.cfg.Priority, "zone", o.cfg.Zone)
 	if err := sb.Run(ctx); err != nil {
 		return err
 	}

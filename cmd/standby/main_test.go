@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/internal/version"
@@ -51,16 +52,35 @@ func TestParse(t *testing.T) {
 				"MGRPLANE_BEACON_PERIOD": "250ms", "MGRPLANE_GRPC_ADDR": "0.0.0.0:7000", "MGRPLANE_HTTP_ADDR": "0.0.0.0:7001",
 				"MGRPLANE_ADVERTISE_HOST": "mgr-b", "MGRPLANE_LOG_LEVEL": "debug", "MGRPLANE_LOG_JSON": "true",
 				"MGRPLANE_RECONNECT_MIN": "10ms", "MGRPLANE_RECONNECT_MAX": "1s",
+				"MGRPLANE_PRIORITY": "-5", "MGRPLANE_ZONE": "rack-2",
 			},
 			check: func(t *testing.T, o options) {
 				c := o.cfg
 				if c.Name != "b" || !slices.Equal(c.Monitors, []string{"m1:1", "m2:2"}) || c.FSID != "f" ||
 					c.BeaconPeriod != 250*time.Millisecond || c.GRPCAddr != "0.0.0.0:7000" || c.HTTPAddr != "0.0.0.0:7001" ||
 					c.AdvertiseHost != "mgr-b" || o.log.Level != "debug" || !o.log.JSON ||
-					c.ReconnectMin != 10*time.Millisecond || c.ReconnectMax != time.Second {
+					c.ReconnectMin != 10*time.Millisecond || c.ReconnectMax != time.Second ||
+					c.Priority != -5 || c.Zone != "rack-2" {
 					t.Errorf("options = %+v", o)
 				}
 			},
+		},
+		"priority bounds": {
+			args: []string{"--priority", "2147483647"},
+			env:  map[string]string{"MGRPLANE_PRIORITY": "-2147483648"},
+			check: func(t *testing.T, o options) {
+				if o.cfg.Priority != 2147483647 {
+					t.Errorf("priority = %d, want 2147483647", o.cfg.Priority)
+				}
+			},
+		},
+		"priority out of range": {
+			args:    []string{"--priority", "2147483648"},
+			wantErr: "must be an integer from -2147483648 to 2147483647",
+		},
+		"priority from the environment not a number": {
+			env:     map[string]string{"MGRPLANE_PRIORITY": "high"},
+			wantErr: `invalid value "high" for MGRPLANE_PRIORITY`,
 		},
 		"flag wins over environment": {
 			args: []string{"--name", "flag", "--monitor", "m3:3"},
@@ -112,6 +132,7 @@ func TestRunRefuses(t *testing.T) {
 		"bad period":      {args: []string{"--name", "a", "--beacon-period", "1h"}, want: "BeaconPeriod 1h0m0s: must be between"},
 		"no monitor":      {args: []string{"--name", "a", "--monitor", ""}, want: "Monitors: 0 addresses"},
 		"monitor no port": {args: []string{"--name", "a", "--monitor", "mon1"}, want: "Monitors[0] \"mon1\""},
+		"bad zone":        {args: []string{"--name", "a", "--zone", "rack 1"}, want: "Zone \"rack 1\": must be empty or 1 to 64 characters"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -152,22 +173,26 @@ func (l *lockedBuffer) String() string {
 }
 
 // oneMonitor is a minimal monitor: it issues gid 7, makes it active at
-// epoch 2 and records Leave.
+// epoch 2 with a lease of 2s, and records beacons and Leave.
 type oneMonitor struct {
 	mgrv1.UnimplementedMonitorServiceServer
-	mu     sync.Mutex
-	leaves []uint64
+	mu      sync.Mutex
+	beacons []*mgrv1.BeaconRequest
+	leaves  []uint64
 }
 
 func (m *oneMonitor) Authenticate(context.Context, *mgrv1.AuthenticateRequest) (*mgrv1.AuthenticateResponse, error) {
-	return &mgrv1.AuthenticateResponse{Gid: 7, Fsid: "f"}, nil
+	return &mgrv1.AuthenticateResponse{Gid: 7, Fsid: "f", FenceTimeout: durationpb.New(2 * time.Second)}, nil
 }
 
 func (m *oneMonitor) Beacon(_ context.Context, req *mgrv1.BeaconRequest) (*mgrv1.BeaconResponse, error) {
 	if req.GetGid() != 7 {
 		return nil, status.Error(codes.FailedPrecondition, "unknown gid")
 	}
-	return &mgrv1.BeaconResponse{Epoch: 2, Standing: mgrv1.Standing_STANDING_ACTIVE, ActiveEpoch: 2}, nil
+	m.mu.Lock()
+	m.beacons = append(m.beacons, req)
+	m.mu.Unlock()
+	return &mgrv1.BeaconResponse{Epoch: 2, Standing: mgrv1.Standing_STANDING_ACTIVE, ActiveEpoch: 2, Lease: durationpb.New(2 * time.Second)}, nil
 }
 
 func (m *oneMonitor) Leave(_ context.Context, req *mgrv1.LeaveRequest) (*mgrv1.LeaveResponse, error) {
@@ -209,8 +234,8 @@ func TestRunServesAndLeaves(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--beacon-period", "50ms"},
-			env(map[string]string{"MGRPLANE_NAME": "a", "MGRPLANE_MONITOR": lis.Addr().String()}), io.Discard, &logs)
+		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--beacon-period", "50ms", "--priority", "3"},
+			env(map[string]string{"MGRPLANE_NAME": "a", "MGRPLANE_MONITOR": lis.Addr().String(), "MGRPLANE_ZONE": "z1"}), io.Discard, &logs)
 	}()
 
 	httpAddr := regexp.MustCompile(`became active: .*gid=7 epoch=2 .*http_addr=(\S+)`)
@@ -244,5 +269,13 @@ func TestRunServesAndLeaves(t *testing.T) {
 	defer mon.mu.Unlock()
 	if !slices.Equal(mon.leaves, []uint64{7}) {
 		t.Errorf("leaves = %v, want [7]", mon.leaves)
+	}
+	if len(mon.beacons) == 0 {
+		t.Fatal("no beacon")
+	}
+	for _, b := range mon.beacons {
+		if b.GetPriority() != 3 || b.GetZone() != "z1" {
+			t.Fatalf("beacon priority %d zone %q, want 3 z1", b.GetPriority(), b.GetZone())
+		}
 	}
 }

@@ -42,6 +42,10 @@ type Config struct {
 // clock and the monitor acting on it, for clock rate skew and scheduling.
 const LeaseMargin = 500 * time.Millisecond
 
+// beaconSlack is how late a beacon may be before its lease lapses: half a
+// period, at least 100 ms (managers check the same bound).
+func beaconSlack(period time.Duration) time.Duration { return max(period/2, 100*time.Millisecond) }
+
 // DefaultConfig returns the defaults of DESIGN.md (Ceph's in brackets):
 // beacon 1 s [2 s], grace 6 s [30 s], fence timeout 4 s [none], tick 1 s
 // [2 s], history 500 [500].
@@ -74,8 +78,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("fsid: at most %d bytes", mgrmap.MaxFSIDLen)
 	case c.BeaconPeriod < 10*time.Millisecond || c.BeaconPeriod > time.Minute:
 		return fmt.Errorf("beacon period %v: must be between 10ms and 1m", c.BeaconPeriod)
-	case c.FenceTimeout < c.BeaconPeriod+LeaseMargin:
-		return fmt.Errorf("fence timeout %v: must be at least the beacon period (%v) plus %v, or leases lapse between beacons", c.FenceTimeout, c.BeaconPeriod, LeaseMargin)
+	case c.FenceTimeout <= c.BeaconPeriod+beaconSlack(c.BeaconPeriod):
+		return fmt.Errorf("fence timeout %v: must exceed the beacon period (%v) plus %v, or leases lapse between beacons", c.FenceTimeout, c.BeaconPeriod, beaconSlack(c.BeaconPeriod))
 	case c.Grace <= c.FenceTimeout+c.BeaconPeriod+LeaseMargin:
 		return fmt.Errorf("grace %v: must exceed fence timeout (%v) + beacon period (%v) + margin (%v) = %v", c.Grace, c.FenceTimeout, c.BeaconPeriod, LeaseMargin, c.FenceTimeout+c.BeaconPeriod+LeaseMargin)
 	case c.Grace > 10*time.Minute:

@@ -77,7 +77,7 @@ func New(cfg Config, logger hclog.Logger) (*Server, error) {
 	}
 	qc := quorum.DefaultConfig()
 	qc.DataDir, qc.NodeID = cfg.DataDir, cfg.NodeID
-	node, err := quorum.Open(qc, hub.Publish, logger)
+	node, err := quorum.Open(qc, nil, hub.Publish, logger)
 	if err != nil {
 		hub.Close()
 		return nil, err

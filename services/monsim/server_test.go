@@ -425,7 +425,7 @@ func TestFailedActiveThatNeverLeavesIsReplacedAfterItsLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := tm.waitActive(t, "y")
-	if m.GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_SILENT || !strings.Contains(m.GetReason(), "lease ran out") {
+	if m.GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_LOST || !strings.Contains(m.GetReason(), "lease ran out") {
 		t.Fatalf("promotion map %v", m)
 	}
 }

@@ -31,6 +31,8 @@ const (
 	MaxMonitors = 16
 	// MaxNameLen bounds Config.Name.
 	MaxNameLen = 64
+	// MaxZoneLen bounds Config.Zone.
+	MaxZoneLen = 64
 	// MaxFSIDLen bounds Config.FSID.
 	MaxFSIDLen = 64
 	// MaxHostLen bounds Config.AdvertiseHost.
@@ -53,8 +55,19 @@ type Config struct {
 	// FSID, when set, is the cluster this manager must join; Run fails when
 	// the monitors serve another.
 	FSID string
-	// BeaconPeriod is how often the manager beacons (10ms to 1m).
+	// BeaconPeriod is how often the manager beacons (10ms to 1m). Run fails
+	// when the monitor's fence timeout does not exceed it by a margin of
+	// max(BeaconPeriod/2, 100ms): the active's lease would lapse between
+	// two beacons.
 	BeaconPeriod time.Duration
+	// Priority orders promotion: when the active is lost the monitor
+	// promotes the standby with the highest priority (any int32; default
+	// 0), then one outside the lost active's zone, then the lowest gid.
+	Priority int32
+	// Zone is the manager's failure zone (a rack, a host, an availability
+	// zone): empty, or 1 to 64 characters of [A-Za-z0-9_.-] starting with a
+	// letter or digit.
+	Zone string
 	// GRPCAddr is where the manager server listens for gRPC while active
 	// (host:port; port 0 picks a free port).
 	GRPCAddr string
@@ -100,6 +113,9 @@ func (c Config) Validate() error {
 		if err := checkAddr(a, false); err != nil {
 			bad("Monitors[%d] %q: %v", i, a, err)
 		}
+	}
+	if c.Zone != "" && (len(c.Zone) > MaxZoneLen || !nameRE.MatchString(c.Zone)) {
+		bad("Zone %q: must be empty or 1 to %d characters of [A-Za-z0-9_.-], starting with a letter or digit", c.Zone, MaxZoneLen)
 	}
 	if len(c.FSID) > MaxFSIDLen || !utf8.ValidString(c.FSID) {
 		bad("FSID: must be at most %d bytes of UTF-8", MaxFSIDLen)

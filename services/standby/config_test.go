@@ -16,6 +16,10 @@ func TestConfigValidate(t *testing.T) {
 		"all addresses":           {change: func(c *Config) { c.GRPCAddr, c.HTTPAddr = ":6800", "[::]:6880" }},
 		"advertise IPv6":          {change: func(c *Config) { c.AdvertiseHost = "fe80::1" }},
 		"advertise name":          {change: func(c *Config) { c.AdvertiseHost = "mgr-0.mgr.ns.svc" }},
+		"zone and priority":       {change: func(c *Config) { c.Zone, c.Priority = "eu-west-1a", -2147483648 }},
+		"zone with space":         {change: func(c *Config) { c.Zone = "rack 1" }, want: "Zone \"rack 1\": must be empty or 1 to 64 characters of [A-Za-z0-9_.-]"},
+		"zone starts with dot":    {change: func(c *Config) { c.Zone = ".a" }, want: "Zone \".a\""},
+		"zone too long":           {change: func(c *Config) { c.Zone = strings.Repeat("z", 65) }, want: "must be empty or 1 to 64 characters"},
 		"empty name":              {change: func(c *Config) { c.Name = "" }, want: "Name \"\": must be 1 to 64 characters"},
 		"name starts with dash":   {change: func(c *Config) { c.Name = "-x" }, want: "Name \"-x\": must be 1 to 64"},
 		"name with space":         {change: func(c *Config) { c.Name = "a b" }, want: "Name"},
@@ -59,7 +63,8 @@ func TestDefaultConfig(t *testing.T) {
 	cfg := DefaultConfig()
 	if cfg.BeaconPeriod != time.Second || cfg.GRPCAddr != "127.0.0.1:6800" || cfg.HTTPAddr != "127.0.0.1:6880" ||
 		len(cfg.Monitors) != 1 || cfg.Monitors[0] != "127.0.0.1:6789" ||
-		cfg.ReconnectMin != 50*time.Millisecond || cfg.ReconnectMax != 2*time.Second {
+		cfg.ReconnectMin != 50*time.Millisecond || cfg.ReconnectMax != 2*time.Second ||
+		cfg.Priority != 0 || cfg.Zone != "" {
 		t.Errorf("DefaultConfig = %+v", cfg)
 	}
 }

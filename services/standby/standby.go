@@ -101,6 +101,8 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 	advHTTP := advertise(cfg.AdvertiseHost, cfg.HTTPAddr, os.Hostname)
 	s.role = role.New(role.Config{
 		Name:          cfg.Name,
+		Priority:      cfg.Priority,
+		Zone:          cfg.Zone,
 		FSID:          cfg.FSID,
 		BeaconPeriod:  cfg.BeaconPeriod,
 		GRPCAddr:      cfg.GRPCAddr,
@@ -136,8 +138,14 @@ func advertise(configured, addr string, hostname func() (string, error)) string 
 
 // Run runs the manager until ctx is done, then stops serving, leaves the map
 // and returns nil; it returns an error when the manager cannot go on (the
-// monitors refuse its name or fsid, its server cannot listen). Run may be
-// called once.
+// monitors refuse its name or fsid, their fence timeout is too short for
+// BeaconPeriod, its server cannot listen). Run may be called once.
+//
+// While the map names it active the manager answers requests only as long
+// as it holds a lease, renewed by every beacon the monitor acknowledges; it
+// stops serving when the lease runs out. An active the monitor tells to stop
+// (mgrctl fail, a restart under its name, `down`) stops serving, leaves, and
+// goes on as a standby under a new gid.
 func (s *Standby) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("standby: Run called twice")
@@ -154,14 +162,16 @@ func (s *Standby) Run(ctx context.Context) error {
 // (before authentication, while authenticating again, after Run returned).
 func (s *Standby) GID() uint64 { return s.role.GID() }
 
-// Active reports whether this manager serves as the active now.
+// Active reports whether this manager serves as the active now: the map
+// named it active and it holds a lease.
 func (s *Standby) Active() bool { return s.role.Serving() }
 
 // Map is the newest map this manager received, or nil before the first.
 func (s *Standby) Map() *mgrv1.MgrMap { return s.role.Map() }
 
 // GRPCAddr is the address the manager's gRPC server is bound to while
-// active, else "".
+// active (from the map naming it active, before its first lease, until it
+// stops serving), else "".
 func (s *Standby) GRPCAddr() string { return s.role.GRPCAddr() }
 
 // HTTPAddr is the address the manager's HTTP server is bound to while

@@ -140,7 +140,9 @@ func TestStandbyAuthenticatesAndBeacons(t *testing.T) {
 	if _, err := mon.MakeActive(other); err != nil {
 		t.Fatal(err)
 	}
-	r := start(t, testConfig(t, mon, "x"))
+	cfg := testConfig(t, mon, "x")
+	cfg.Priority, cfg.Zone = -7, "rack-1"
+	r := start(t, cfg)
 
 	eventually(t, "a gid is issued", func() bool { return r.GID() != 0 })
 	gid := r.GID()
@@ -148,6 +150,19 @@ func TestStandbyAuthenticatesAndBeacons(t *testing.T) {
 	b, _ := lastBeacon(mon, gid)
 	if b.Standing != mgrv1.Standing_STANDING_STANDBY {
 		t.Errorf("standing = %v, want STANDBY", b.Standing)
+	}
+	for _, b := range mon.Beacons(gid) {
+		if b.Req.GetPriority() != -7 || b.Req.GetZone() != "rack-1" {
+			t.Fatalf("beacon priority %d zone %q, want -7 rack-1", b.Req.GetPriority(), b.Req.GetZone())
+		}
+	}
+	if i := standbyIndex(mon.Map(), gid); i < 0 || mon.Map().GetStandbys()[i].GetZone() != "rack-1" {
+		t.Errorf("standbys = %v, want gid %d in zone rack-1", mon.Map().GetStandbys(), gid)
+	}
+	// The map stream names the manager, for the monitor's crash check.
+	eventually(t, "the map stream is open", func() bool { return len(mon.WatchRequests()) > 0 })
+	if w := mon.WatchRequests()[0]; w.GetGid() != gid || w.GetName() != "x" {
+		t.Errorf("WatchMap request %v, want gid %d name x", w, gid)
 	}
 	if b.Req.GetName() != "x" || b.Req.GetFsid() != montest.FSID || b.Req.GetAvailable() {
 		t.Errorf("beacon = %v, want name x, fsid %s, not available", b.Req, montest.FSID)
@@ -187,8 +202,10 @@ func TestPromotionServesStatus(t *testing.T) {
 	}
 	cfg := testConfig(t, mon, "x")
 	// A period far beyond the test: every beacon seen is one sent at once
-	// (on joining and on activation), not on the ticker.
+	// (on joining and on activation), not on the ticker; the lease must
+	// outlast it.
 	cfg.BeaconPeriod = time.Minute
+	mon.SetLease(3 * time.Minute)
 	r := start(t, cfg)
 	eventually(t, "the manager joins as standby", func() bool { return standbyIndex(mon.Map(), r.GID()) >= 0 })
 
@@ -284,7 +301,13 @@ func TestPromotionServesStatus(t *testing.T) {
 
 func TestDemotionStopsServing(t *testing.T) {
 	mon := montest.Start(t)
-	r := start(t, testConfig(t, mon, "x"))
+	cfg := testConfig(t, mon, "x")
+	// Only the beacons sent at once (on joining, activation, demotion): no
+	// beacon claiming available can reach the fake after the demotion and
+	// be answered STALE, which would make the manager rejoin.
+	cfg.BeaconPeriod = time.Minute
+	mon.SetLease(3 * time.Minute)
+	r := start(t, cfg)
 	waitActive(t, mon, r)
 	gid := r.GID()
 	grpcAddr, httpAddr := r.GRPCAddr(), r.HTTPAddr()
@@ -301,11 +324,10 @@ func TestDemotionStopsServing(t *testing.T) {
 		t.Errorf("addresses %q %q after demotion", r.GRPCAddr(), r.HTTPAddr())
 	}
 	// It goes on as a standby under the same gid, in the same process. The
-	// first beacon saying available=false goes out once nothing serves.
-	n := len(mon.Beacons(gid))
-	eventually(t, "more standby beacons arrive", func() bool {
+	// beacon saying available=false goes out at once, when nothing serves.
+	eventually(t, "a standby beacon arrives", func() bool {
 		b, _ := lastBeacon(mon, gid)
-		return len(mon.Beacons(gid)) >= n+3 && !b.Req.GetAvailable() && b.Standing == mgrv1.Standing_STANDING_STANDBY
+		return !b.Req.GetAvailable() && b.Standing == mgrv1.Standing_STANDING_STANDBY
 	})
 	if !refused(httpAddr) || !refused(grpcAddr) {
 		t.Errorf("the demoted manager still listens on %s or %s", httpAddr, grpcAddr)
@@ -325,48 +347,103 @@ func TestDemotionStopsServing(t *testing.T) {
 	}
 }
 
-func TestStaleAnswerStopsServing(t *testing.T) {
-	mon := montest.Start(t)
-	mon.SetModules("counter")
-	ctr := &counterModule{name: "counter"}
-	r := start(t, testConfig(t, mon, "x"), ctr)
-	waitActive(t, mon, r)
-	gid, httpAddr := r.GID(), r.HTTPAddr()
-	if ctr.starts.Load() != 1 {
-		t.Fatalf("counter started %d times, want 1", ctr.starts.Load())
+// An active the monitor tells to stop (the map says it is failing, or a
+// beacon is answered STALE) stops serving, then leaves, then joins again
+// under a new gid, in the same process.
+func TestToldToStopLeavesAndRejoins(t *testing.T) {
+	tests := map[string]struct {
+		// holdMaps holds the maps back: only the beacon answer can tell.
+		holdMaps bool
+		// fail makes the monitor tell the active gid to stop, with other a
+		// standby.
+		fail func(mon *montest.Monitor, gid, other uint64) error
+	}{
+		"map says failing": {
+			fail: func(mon *montest.Monitor, gid, _ uint64) error { _, err := mon.Fail(gid); return err },
+		},
+		"beacon answered stale: failing": {
+			holdMaps: true,
+			fail:     func(mon *montest.Monitor, gid, _ uint64) error { _, err := mon.Fail(gid); return err },
+		},
+		"beacon answered stale: another active": {
+			holdMaps: true,
+			fail:     func(mon *montest.Monitor, _, other uint64) error { _, err := mon.MakeActive(other); return err },
+		},
 	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			mon := montest.Start(t)
+			mon.SetModules("counter")
+			ctr := &counterModule{name: "counter"}
+			r := start(t, testConfig(t, mon, "x"), ctr)
+			waitActive(t, mon, r)
+			gid, httpAddr, grpcAddr := r.GID(), r.HTTPAddr(), r.GRPCAddr()
+			other := mon.AddStandby("other")
 
-	// The map naming another active is held back: only the beacon answer
-	// can tell the manager.
-	mon.PauseWatch(true)
-	other := mon.AddStandby("other")
-	if _, err := mon.MakeActive(other); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the manager stops serving", func() bool { return !r.Active() })
-	if r.Map().GetActiveGid() != gid {
-		t.Fatalf("the manager holds a map naming %d active; the test wants only the beacon to tell it", r.Map().GetActiveGid())
-	}
-	stale := slices.ContainsFunc(mon.Beacons(gid), func(b montest.Beacon) bool { return b.Standing == mgrv1.Standing_STANDING_STALE })
-	if !stale {
-		t.Error("no beacon was answered STALE")
-	}
-	eventually(t, "the manager beacons as a standby", func() bool {
-		b, _ := lastBeacon(mon, gid)
-		return b.Standing == mgrv1.Standing_STANDING_STANDBY && !b.Req.GetAvailable()
-	})
-	if !refused(httpAddr) {
-		t.Errorf("still listening on %s", httpAddr)
-	}
-	mon.PauseWatch(false)
-	eventually(t, "the manager holds the new map", func() bool { return r.Map().GetActiveGid() == other })
-	if r.Active() || r.GID() != gid {
-		t.Errorf("Active %v gid %d, want standby with gid %d", r.Active(), r.GID(), gid)
-	}
-	// The held-back maps still naming it active (older than the stale
-	// answer) must not activate it again.
-	if n := ctr.starts.Load(); n != 1 {
-		t.Errorf("counter started %d times; the manager served again on an out-of-date map", n)
+			// What holds when the Leave arrives: the manager must have
+			// stopped serving before.
+			type atLeave struct {
+				gid            uint64
+				listening      bool
+				active         bool
+				counterStopped int32
+			}
+			leaves := make(chan atLeave, 4)
+			mon.OnLeave(func(req *mgrv1.LeaveRequest) {
+				leaves <- atLeave{
+					gid:            req.GetGid(),
+					listening:      !refused(httpAddr) || !refused(grpcAddr),
+					active:         r.Active(),
+					counterStopped: ctr.stops.Load(),
+				}
+			})
+			mon.PauseWatch(tc.holdMaps)
+			if err := tc.fail(mon, gid, other); err != nil {
+				t.Fatal(err)
+			}
+			var at atLeave
+			select {
+			case at = <-leaves:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the manager did not leave")
+			}
+			if at.gid != gid || at.listening || at.active || at.counterStopped != 1 {
+				t.Errorf("at the Leave: %+v; want gid %d, not listening, not active, the module stopped", at, gid)
+			}
+			eventually(t, "the manager takes a new gid", func() bool { return r.GID() != 0 && r.GID() != gid })
+			if tc.holdMaps && r.Map().GetActiveGid() != gid {
+				t.Fatalf("the manager holds a map naming %d active; the test wants only the beacon to tell it", r.Map().GetActiveGid())
+			}
+			if tc.holdMaps && !slices.ContainsFunc(mon.Beacons(gid), func(b montest.Beacon) bool { return b.Standing == mgrv1.Standing_STANDING_STALE }) {
+				t.Error("no beacon was answered STALE")
+			}
+			newGID := r.GID()
+			// The map stream is opened again, naming the new gid.
+			eventually(t, "a map stream names the new gid", func() bool {
+				return slices.ContainsFunc(mon.WatchRequests(), func(w *mgrv1.WatchMapRequest) bool {
+					return w.GetGid() == newGID && w.GetName() == "x"
+				})
+			})
+			mon.PauseWatch(false)
+			eventually(t, "the manager is a standby under its new gid, other active", func() bool {
+				m := r.Map()
+				return m.GetActiveGid() == other && standbyIndex(m, newGID) >= 0
+			})
+			if r.Active() || r.GID() != newGID {
+				t.Errorf("Active %v gid %d, want a standby with gid %d", r.Active(), r.GID(), newGID)
+			}
+			if n := len(mon.Auths()); n != 2 {
+				t.Errorf("%d Authenticate calls, want 2", n)
+			}
+			if n := len(mon.Leaves()); n != 1 {
+				t.Errorf("%d Leave calls, want 1", n)
+			}
+			// The held-back maps still naming the old gid active must not
+			// activate it again.
+			if n := ctr.starts.Load(); n != 1 {
+				t.Errorf("counter started %d times; the manager served again after it was told to stop", n)
+			}
+		})
 	}
 }
 
@@ -531,16 +608,35 @@ func TestShutdownLeaves(t *testing.T) {
 				}
 			}
 			r := start(t, testConfig(t, mon, "x"))
-			var httpAddr string
+			var httpAddr, grpcAddr string
 			if tc.active {
 				waitActive(t, mon, r)
-				httpAddr = r.HTTPAddr()
+				httpAddr, grpcAddr = r.HTTPAddr(), r.GRPCAddr()
 			} else {
 				eventually(t, "the manager joins", func() bool { return standbyIndex(mon.Map(), r.GID()) >= 0 })
 			}
 			gid := r.GID()
+			// Stop serving, then leave, then end the map stream: when the
+			// Leave arrives nothing listens and the stream is still open
+			// (the monitor takes a stream ended without a Leave for a crash).
+			type atLeave struct{ listening, streaming bool }
+			leaving := make(chan atLeave, 1)
+			mon.OnLeave(func(*mgrv1.LeaveRequest) {
+				leaving <- atLeave{
+					listening: tc.active && (!refused(httpAddr) || !refused(grpcAddr)),
+					streaming: mon.OpenStreams() > 0,
+				}
+			})
 			if err := r.stop(t); err != nil {
 				t.Fatalf("Run: %v", err)
+			}
+			select {
+			case at := <-leaving:
+				if at.listening || !at.streaming {
+					t.Errorf("when the Leave arrived: %+v; want not listening, the map stream open", at)
+				}
+			default:
+				t.Error("no Leave arrived")
 			}
 			leaves := mon.Leaves()
 			if len(leaves) != 1 || leaves[0].GetGid() != gid || leaves[0].GetName() != "x" || leaves[0].GetFsid() != montest.FSID {

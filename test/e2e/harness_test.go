@@ -36,7 +36,7 @@ const (
 // Short timings for the cluster under test; the defaults (beacon 1 s,
 // grace 6 s, tick 1 s) would make every failover test slow.
 var (
-	monsimTimings  = []string{"--beacon-period", "100ms", "--grace", "1s", "--tick", "100ms"}
+	monsimTimings  = []string{"--beacon-period", "100ms", "--fence-timeout", "600ms", "--grace", "1500ms", "--tick", "100ms"}
 	standbyTimings = []string{"--beacon-period", "100ms", "--reconnect-min", "50ms", "--reconnect-max", "500ms"}
 )
 

@@ -1254,6 +1254,376 @@ func (x *GetVersionsResponse) GetVersions() map[string]uint32 {
 	return nil
 }
 
+type GetQuorumStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuorumStatusRequest) Reset() {
+	*x = GetQuorumStatusRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuorumStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuorumStatusRequest) ProtoMessage() {}
+
+func (x *GetQuorumStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuorumStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetQuorumStatusRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+// QuorumMember is one monitor in the raft configuration.
+type QuorumMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Its address: gRPC and raft share it.
+	Address       string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Voter         bool   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
+	Leader        bool   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumMember) Reset() {
+	*x = QuorumMember{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumMember) ProtoMessage() {}
+
+func (x *QuorumMember) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumMember.ProtoReflect.Descriptor instead.
+func (*QuorumMember) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *QuorumMember) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *QuorumMember) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *QuorumMember) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+func (x *QuorumMember) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+type GetQuorumStatusResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Members  []*QuorumMember        `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	LeaderId string                 `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// The raft term and indexes of the monitor that answered.
+	Term         uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex  uint64 `protobuf:"varint,4,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AnsweredBy   string `protobuf:"bytes,6,opt,name=answered_by,json=answeredBy,proto3" json:"answered_by,omitempty"`
+	// The map epoch applied on the monitor that answered.
+	Epoch         uint64 `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuorumStatusResponse) Reset() {
+	*x = GetQuorumStatusResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuorumStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuorumStatusResponse) ProtoMessage() {}
+
+func (x *GetQuorumStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuorumStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetQuorumStatusResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetQuorumStatusResponse) GetMembers() []*QuorumMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *GetQuorumStatusResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *GetQuorumStatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *GetQuorumStatusResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *GetQuorumStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *GetQuorumStatusResponse) GetAnsweredBy() string {
+	if x != nil {
+		return x.AnsweredBy
+	}
+	return ""
+}
+
+func (x *GetQuorumStatusResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type AddMonitorRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Raft id: 1 to 64 characters of [A-Za-z0-9_.-].
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// host:port where it serves gRPC and raft.
+	Address       string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMonitorRequest) Reset() {
+	*x = AddMonitorRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMonitorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMonitorRequest) ProtoMessage() {}
+
+func (x *AddMonitorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMonitorRequest.ProtoReflect.Descriptor instead.
+func (*AddMonitorRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AddMonitorRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AddMonitorRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type AddMonitorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMonitorResponse) Reset() {
+	*x = AddMonitorResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMonitorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMonitorResponse) ProtoMessage() {}
+
+func (x *AddMonitorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMonitorResponse.ProtoReflect.Descriptor instead.
+func (*AddMonitorResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{29}
+}
+
+type RemoveMonitorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMonitorRequest) Reset() {
+	*x = RemoveMonitorRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMonitorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMonitorRequest) ProtoMessage() {}
+
+func (x *RemoveMonitorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMonitorRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMonitorRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RemoveMonitorRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemoveMonitorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMonitorResponse) Reset() {
+	*x = RemoveMonitorResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMonitorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMonitorResponse) ProtoMessage() {}
+
+func (x *RemoveMonitorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMonitorResponse.ProtoReflect.Descriptor instead.
+func (*RemoveMonitorResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{31}
+}
+
 var File_mgr_v1_admin_proto protoreflect.FileDescriptor
 
 const file_mgr_v1_admin_proto_rawDesc = "" +
@@ -1340,7 +1710,29 @@ const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\bversions\x18\x01 \x03(\v2).mgr.v1.GetVersionsResponse.VersionsEntryR\bversions\x1a;\n" +
 	"\rVersionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x012\xdc\x06\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\x18\n" +
+	"\x16GetQuorumStatusRequest\"f\n" +
+	"\fQuorumMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\"\xf9\x01\n" +
+	"\x17GetQuorumStatusResponse\x12.\n" +
+	"\amembers\x18\x01 \x03(\v2\x14.mgr.v1.QuorumMemberR\amembers\x12\x1b\n" +
+	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12!\n" +
+	"\fcommit_index\x18\x04 \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12\x1f\n" +
+	"\vanswered_by\x18\x06 \x01(\tR\n" +
+	"answeredBy\x12\x14\n" +
+	"\x05epoch\x18\a \x01(\x04R\x05epoch\"=\n" +
+	"\x11AddMonitorRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"\x14\n" +
+	"\x12AddMonitorResponse\"&\n" +
+	"\x14RemoveMonitorRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
+	"\x15RemoveMonitorResponse2\xc3\b\n" +
 	"\fAdminService\x12:\n" +
 	"\aGetStat\x12\x16.mgr.v1.GetStatRequest\x1a\x17.mgr.v1.GetStatResponse\x127\n" +
 	"\x06GetMap\x12\x15.mgr.v1.GetMapRequest\x1a\x16.mgr.v1.GetMapResponse\x12F\n" +
@@ -1353,7 +1745,11 @@ const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\fListServices\x12\x1b.mgr.v1.ListServicesRequest\x1a\x1c.mgr.v1.ListServicesResponse\x12F\n" +
 	"\vGetMetadata\x12\x1a.mgr.v1.GetMetadataRequest\x1a\x1b.mgr.v1.GetMetadataResponse\x12L\n" +
 	"\rCountMetadata\x12\x1c.mgr.v1.CountMetadataRequest\x1a\x1d.mgr.v1.CountMetadataResponse\x12F\n" +
-	"\vGetVersions\x12\x1a.mgr.v1.GetVersionsRequest\x1a\x1b.mgr.v1.GetVersionsResponseB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
+	"\vGetVersions\x12\x1a.mgr.v1.GetVersionsRequest\x1a\x1b.mgr.v1.GetVersionsResponse\x12R\n" +
+	"\x0fGetQuorumStatus\x12\x1e.mgr.v1.GetQuorumStatusRequest\x1a\x1f.mgr.v1.GetQuorumStatusResponse\x12C\n" +
+	"\n" +
+	"AddMonitor\x12\x19.mgr.v1.AddMonitorRequest\x1a\x1a.mgr.v1.AddMonitorResponse\x12L\n" +
+	"\rRemoveMonitor\x12\x1c.mgr.v1.RemoveMonitorRequest\x1a\x1d.mgr.v1.RemoveMonitorResponseB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
 
 var (
 	file_mgr_v1_admin_proto_rawDescOnce sync.Once
@@ -1367,79 +1763,93 @@ func file_mgr_v1_admin_proto_rawDescGZIP() []byte {
 	return file_mgr_v1_admin_proto_rawDescData
 }
 
-var file_mgr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_mgr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_mgr_v1_admin_proto_goTypes = []any{
-	(*GetStatRequest)(nil),        // 0: mgr.v1.GetStatRequest
-	(*GetStatResponse)(nil),       // 1: mgr.v1.GetStatResponse
-	(*GetMapRequest)(nil),         // 2: mgr.v1.GetMapRequest
-	(*GetMapResponse)(nil),        // 3: mgr.v1.GetMapResponse
-	(*ListHistoryRequest)(nil),    // 4: mgr.v1.ListHistoryRequest
-	(*ListHistoryResponse)(nil),   // 5: mgr.v1.ListHistoryResponse
-	(*FailManagerRequest)(nil),    // 6: mgr.v1.FailManagerRequest
-	(*FailManagerResponse)(nil),   // 7: mgr.v1.FailManagerResponse
-	(*EnableModuleRequest)(nil),   // 8: mgr.v1.EnableModuleRequest
-	(*EnableModuleResponse)(nil),  // 9: mgr.v1.EnableModuleResponse
-	(*DisableModuleRequest)(nil),  // 10: mgr.v1.DisableModuleRequest
-	(*DisableModuleResponse)(nil), // 11: mgr.v1.DisableModuleResponse
-	(*ListModulesRequest)(nil),    // 12: mgr.v1.ListModulesRequest
-	(*ListModulesResponse)(nil),   // 13: mgr.v1.ListModulesResponse
-	(*SetFlagsRequest)(nil),       // 14: mgr.v1.SetFlagsRequest
-	(*SetFlagsResponse)(nil),      // 15: mgr.v1.SetFlagsResponse
-	(*ListServicesRequest)(nil),   // 16: mgr.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),  // 17: mgr.v1.ListServicesResponse
-	(*GetMetadataRequest)(nil),    // 18: mgr.v1.GetMetadataRequest
-	(*ManagerMetadata)(nil),       // 19: mgr.v1.ManagerMetadata
-	(*GetMetadataResponse)(nil),   // 20: mgr.v1.GetMetadataResponse
-	(*CountMetadataRequest)(nil),  // 21: mgr.v1.CountMetadataRequest
-	(*CountMetadataResponse)(nil), // 22: mgr.v1.CountMetadataResponse
-	(*GetVersionsRequest)(nil),    // 23: mgr.v1.GetVersionsRequest
-	(*GetVersionsResponse)(nil),   // 24: mgr.v1.GetVersionsResponse
-	nil,                           // 25: mgr.v1.ListServicesResponse.ServicesEntry
-	nil,                           // 26: mgr.v1.ManagerMetadata.MetadataEntry
-	nil,                           // 27: mgr.v1.CountMetadataResponse.CountsEntry
-	nil,                           // 28: mgr.v1.GetVersionsResponse.VersionsEntry
-	(*MgrMap)(nil),                // 29: mgr.v1.MgrMap
-	(*HistoryEntry)(nil),          // 30: mgr.v1.HistoryEntry
-	(*ModuleInfo)(nil),            // 31: mgr.v1.ModuleInfo
+	(*GetStatRequest)(nil),          // 0: mgr.v1.GetStatRequest
+	(*GetStatResponse)(nil),         // 1: mgr.v1.GetStatResponse
+	(*GetMapRequest)(nil),           // 2: mgr.v1.GetMapRequest
+	(*GetMapResponse)(nil),          // 3: mgr.v1.GetMapResponse
+	(*ListHistoryRequest)(nil),      // 4: mgr.v1.ListHistoryRequest
+	(*ListHistoryResponse)(nil),     // 5: mgr.v1.ListHistoryResponse
+	(*FailManagerRequest)(nil),      // 6: mgr.v1.FailManagerRequest
+	(*FailManagerResponse)(nil),     // 7: mgr.v1.FailManagerResponse
+	(*EnableModuleRequest)(nil),     // 8: mgr.v1.EnableModuleRequest
+	(*EnableModuleResponse)(nil),    // 9: mgr.v1.EnableModuleResponse
+	(*DisableModuleRequest)(nil),    // 10: mgr.v1.DisableModuleRequest
+	(*DisableModuleResponse)(nil),   // 11: mgr.v1.DisableModuleResponse
+	(*ListModulesRequest)(nil),      // 12: mgr.v1.ListModulesRequest
+	(*ListModulesResponse)(nil),     // 13: mgr.v1.ListModulesResponse
+	(*SetFlagsRequest)(nil),         // 14: mgr.v1.SetFlagsRequest
+	(*SetFlagsResponse)(nil),        // 15: mgr.v1.SetFlagsResponse
+	(*ListServicesRequest)(nil),     // 16: mgr.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),    // 17: mgr.v1.ListServicesResponse
+	(*GetMetadataRequest)(nil),      // 18: mgr.v1.GetMetadataRequest
+	(*ManagerMetadata)(nil),         // 19: mgr.v1.ManagerMetadata
+	(*GetMetadataResponse)(nil),     // 20: mgr.v1.GetMetadataResponse
+	(*CountMetadataRequest)(nil),    // 21: mgr.v1.CountMetadataRequest
+	(*CountMetadataResponse)(nil),   // 22: mgr.v1.CountMetadataResponse
+	(*GetVersionsRequest)(nil),      // 23: mgr.v1.GetVersionsRequest
+	(*GetVersionsResponse)(nil),     // 24: mgr.v1.GetVersionsResponse
+	(*GetQuorumStatusRequest)(nil),  // 25: mgr.v1.GetQuorumStatusRequest
+	(*QuorumMember)(nil),            // 26: mgr.v1.QuorumMember
+	(*GetQuorumStatusResponse)(nil), // 27: mgr.v1.GetQuorumStatusResponse
+	(*AddMonitorRequest)(nil),       // 28: mgr.v1.AddMonitorRequest
+	(*AddMonitorResponse)(nil),      // 29: mgr.v1.AddMonitorResponse
+	(*RemoveMonitorRequest)(nil),    // 30: mgr.v1.RemoveMonitorRequest
+	(*RemoveMonitorResponse)(nil),   // 31: mgr.v1.RemoveMonitorResponse
+	nil,                             // 32: mgr.v1.ListServicesResponse.ServicesEntry
+	nil,                             // 33: mgr.v1.ManagerMetadata.MetadataEntry
+	nil,                             // 34: mgr.v1.CountMetadataResponse.CountsEntry
+	nil,                             // 35: mgr.v1.GetVersionsResponse.VersionsEntry
+	(*MgrMap)(nil),                  // 36: mgr.v1.MgrMap
+	(*HistoryEntry)(nil),            // 37: mgr.v1.HistoryEntry
+	(*ModuleInfo)(nil),              // 38: mgr.v1.ModuleInfo
 }
 var file_mgr_v1_admin_proto_depIdxs = []int32{
-	29, // 0: mgr.v1.GetMapResponse.map:type_name -> mgr.v1.MgrMap
-	30, // 1: mgr.v1.ListHistoryResponse.entries:type_name -> mgr.v1.HistoryEntry
-	31, // 2: mgr.v1.ListModulesResponse.available_modules:type_name -> mgr.v1.ModuleInfo
-	25, // 3: mgr.v1.ListServicesResponse.services:type_name -> mgr.v1.ListServicesResponse.ServicesEntry
-	26, // 4: mgr.v1.ManagerMetadata.metadata:type_name -> mgr.v1.ManagerMetadata.MetadataEntry
+	36, // 0: mgr.v1.GetMapResponse.map:type_name -> mgr.v1.MgrMap
+	37, // 1: mgr.v1.ListHistoryResponse.entries:type_name -> mgr.v1.HistoryEntry
+	38, // 2: mgr.v1.ListModulesResponse.available_modules:type_name -> mgr.v1.ModuleInfo
+	32, // 3: mgr.v1.ListServicesResponse.services:type_name -> mgr.v1.ListServicesResponse.ServicesEntry
+	33, // 4: mgr.v1.ManagerMetadata.metadata:type_name -> mgr.v1.ManagerMetadata.MetadataEntry
 	19, // 5: mgr.v1.GetMetadataResponse.managers:type_name -> mgr.v1.ManagerMetadata
-	27, // 6: mgr.v1.CountMetadataResponse.counts:type_name -> mgr.v1.CountMetadataResponse.CountsEntry
-	28, // 7: mgr.v1.GetVersionsResponse.versions:type_name -> mgr.v1.GetVersionsResponse.VersionsEntry
-	0,  // 8: mgr.v1.AdminService.GetStat:input_type -> mgr.v1.GetStatRequest
-	2,  // 9: mgr.v1.AdminService.GetMap:input_type -> mgr.v1.GetMapRequest
-	4,  // 10: mgr.v1.AdminService.ListHistory:input_type -> mgr.v1.ListHistoryRequest
-	6,  // 11: mgr.v1.AdminService.FailManager:input_type -> mgr.v1.FailManagerRequest
-	8,  // 12: mgr.v1.AdminService.EnableModule:input_type -> mgr.v1.EnableModuleRequest
-	10, // 13: mgr.v1.AdminService.DisableModule:input_type -> mgr.v1.DisableModuleRequest
-	12, // 14: mgr.v1.AdminService.ListModules:input_type -> mgr.v1.ListModulesRequest
-	14, // 15: mgr.v1.AdminService.SetFlags:input_type -> mgr.v1.SetFlagsRequest
-	16, // 16: mgr.v1.AdminService.ListServices:input_type -> mgr.v1.ListServicesRequest
-	18, // 17: mgr.v1.AdminService.GetMetadata:input_type -> mgr.v1.GetMetadataRequest
-	21, // 18: mgr.v1.AdminService.CountMetadata:input_type -> mgr.v1.CountMetadataRequest
-	23, // 19: mgr.v1.AdminService.GetVersions:input_type -> mgr.v1.GetVersionsRequest
-	1,  // 20: mgr.v1.AdminService.GetStat:output_type -> mgr.v1.GetStatResponse
-	3,  // 21: mgr.v1.AdminService.GetMap:output_type -> mgr.v1.GetMapResponse
-	5,  // 22: mgr.v1.AdminService.ListHistory:output_type -> mgr.v1.ListHistoryResponse
-	7,  // 23: mgr.v1.AdminService.FailManager:output_type -> mgr.v1.FailManagerResponse
-	9,  // 24: mgr.v1.AdminService.EnableModule:output_type -> mgr.v1.EnableModuleResponse
-	11, // 25: mgr.v1.AdminService.DisableModule:output_type -> mgr.v1.DisableModuleResponse
-	13, // 26: mgr.v1.AdminService.ListModules:output_type -> mgr.v1.ListModulesResponse
-	15, // 27: mgr.v1.AdminService.SetFlags:output_type -> mgr.v1.SetFlagsResponse
-	17, // 28: mgr.v1.AdminService.ListServices:output_type -> mgr.v1.ListServicesResponse
-	20, // 29: mgr.v1.AdminService.GetMetadata:output_type -> mgr.v1.GetMetadataResponse
-	22, // 30: mgr.v1.AdminService.CountMetadata:output_type -> mgr.v1.CountMetadataResponse
-	24, // 31: mgr.v1.AdminService.GetVersions:output_type -> mgr.v1.GetVersionsResponse
-	20, // [20:32] is the sub-list for method output_type
-	8,  // [8:20] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	34, // 6: mgr.v1.CountMetadataResponse.counts:type_name -> mgr.v1.CountMetadataResponse.CountsEntry
+	35, // 7: mgr.v1.GetVersionsResponse.versions:type_name -> mgr.v1.GetVersionsResponse.VersionsEntry
+	26, // 8: mgr.v1.GetQuorumStatusResponse.members:type_name -> mgr.v1.QuorumMember
+	0,  // 9: mgr.v1.AdminService.GetStat:input_type -> mgr.v1.GetStatRequest
+	2,  // 10: mgr.v1.AdminService.GetMap:input_type -> mgr.v1.GetMapRequest
+	4,  // 11: mgr.v1.AdminService.ListHistory:input_type -> mgr.v1.ListHistoryRequest
+	6,  // 12: mgr.v1.AdminService.FailManager:input_type -> mgr.v1.FailManagerRequest
+	8,  // 13: mgr.v1.AdminService.EnableModule:input_type -> mgr.v1.EnableModuleRequest
+	10, // 14: mgr.v1.AdminService.DisableModule:input_type -> mgr.v1.DisableModuleRequest
+	12, // 15: mgr.v1.AdminService.ListModules:input_type -> mgr.v1.ListModulesRequest
+	14, // 16: mgr.v1.AdminService.SetFlags:input_type -> mgr.v1.SetFlagsRequest
+	16, // 17: mgr.v1.AdminService.ListServices:input_type -> mgr.v1.ListServicesRequest
+	18, // 18: mgr.v1.AdminService.GetMetadata:input_type -> mgr.v1.GetMetadataRequest
+	21, // 19: mgr.v1.AdminService.CountMetadata:input_type -> mgr.v1.CountMetadataRequest
+	23, // 20: mgr.v1.AdminService.GetVersions:input_type -> mgr.v1.GetVersionsRequest
+	25, // 21: mgr.v1.AdminService.GetQuorumStatus:input_type -> mgr.v1.GetQuorumStatusRequest
+	28, // 22: mgr.v1.AdminService.AddMonitor:input_type -> mgr.v1.AddMonitorRequest
+	30, // 23: mgr.v1.AdminService.RemoveMonitor:input_type -> mgr.v1.RemoveMonitorRequest
+	1,  // 24: mgr.v1.AdminService.GetStat:output_type -> mgr.v1.GetStatResponse
+	3,  // 25: mgr.v1.AdminService.GetMap:output_type -> mgr.v1.GetMapResponse
+	5,  // 26: mgr.v1.AdminService.ListHistory:output_type -> mgr.v1.ListHistoryResponse
+	7,  // 27: mgr.v1.AdminService.FailManager:output_type -> mgr.v1.FailManagerResponse
+	9,  // 28: mgr.v1.AdminService.EnableModule:output_type -> mgr.v1.EnableModuleResponse
+	11, // 29: mgr.v1.AdminService.DisableModule:output_type -> mgr.v1.DisableModuleResponse
+	13, // 30: mgr.v1.AdminService.ListModules:output_type -> mgr.v1.ListModulesResponse
+	15, // 31: mgr.v1.AdminService.SetFlags:output_type -> mgr.v1.SetFlagsResponse
+	17, // 32: mgr.v1.AdminService.ListServices:output_type -> mgr.v1.ListServicesResponse
+	20, // 33: mgr.v1.AdminService.GetMetadata:output_type -> mgr.v1.GetMetadataResponse
+	22, // 34: mgr.v1.AdminService.CountMetadata:output_type -> mgr.v1.CountMetadataResponse
+	24, // 35: mgr.v1.AdminService.GetVersions:output_type -> mgr.v1.GetVersionsResponse
+	27, // 36: mgr.v1.AdminService.GetQuorumStatus:output_type -> mgr.v1.GetQuorumStatusResponse
+	29, // 37: mgr.v1.AdminService.AddMonitor:output_type -> mgr.v1.AddMonitorResponse
+	31, // 38: mgr.v1.AdminService.RemoveMonitor:output_type -> mgr.v1.RemoveMonitorResponse
+	24, // [24:39] is the sub-list for method output_type
+	9,  // [9:24] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_mgr_v1_admin_proto_init() }
@@ -1454,7 +1864,7 @@ func file_mgr_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgr_v1_admin_proto_rawDesc), len(file_mgr_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,18 +19,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_GetStat_FullMethodName       = "/mgr.v1.AdminService/GetStat"
-	AdminService_GetMap_FullMethodName        = "/mgr.v1.AdminService/GetMap"
-	AdminService_ListHistory_FullMethodName   = "/mgr.v1.AdminService/ListHistory"
-	AdminService_FailManager_FullMethodName   = "/mgr.v1.AdminService/FailManager"
-	AdminService_EnableModule_FullMethodName  = "/mgr.v1.AdminService/EnableModule"
-	AdminService_DisableModule_FullMethodName = "/mgr.v1.AdminService/DisableModule"
-	AdminService_ListModules_FullMethodName   = "/mgr.v1.AdminService/ListModules"
-	AdminService_SetFlags_FullMethodName      = "/mgr.v1.AdminService/SetFlags"
-	AdminService_ListServices_FullMethodName  = "/mgr.v1.AdminService/ListServices"
-	AdminService_GetMetadata_FullMethodName   = "/mgr.v1.AdminService/GetMetadata"
-	AdminService_CountMetadata_FullMethodName = "/mgr.v1.AdminService/CountMetadata"
-	AdminService_GetVersions_FullMethodName   = "/mgr.v1.AdminService/GetVersions"
+	AdminService_GetStat_FullMethodName         = "/mgr.v1.AdminService/GetStat"
+	AdminService_GetMap_FullMethodName          = "/mgr.v1.AdminService/GetMap"
+	AdminService_ListHistory_FullMethodName     = "/mgr.v1.AdminService/ListHistory"
+	AdminService_FailManager_FullMethodName     = "/mgr.v1.AdminService/FailManager"
+	AdminService_EnableModule_FullMethodName    = "/mgr.v1.AdminService/EnableModule"
+	AdminService_DisableModule_FullMethodName   = "/mgr.v1.AdminService/DisableModule"
+	AdminService_ListModules_FullMethodName     = "/mgr.v1.AdminService/ListModules"
+	AdminService_SetFlags_FullMethodName        = "/mgr.v1.AdminService/SetFlags"
+	AdminService_ListServices_FullMethodName    = "/mgr.v1.AdminService/ListServices"
+	AdminService_GetMetadata_FullMethodName     = "/mgr.v1.AdminService/GetMetadata"
+	AdminService_CountMetadata_FullMethodName   = "/mgr.v1.AdminService/CountMetadata"
+	AdminService_GetVersions_FullMethodName     = "/mgr.v1.AdminService/GetVersions"
+	AdminService_GetQuorumStatus_FullMethodName = "/mgr.v1.AdminService/GetQuorumStatus"
+	AdminService_AddMonitor_FullMethodName      = "/mgr.v1.AdminService/AddMonitor"
+	AdminService_RemoveMonitor_FullMethodName   = "/mgr.v1.AdminService/RemoveMonitor"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -63,6 +66,12 @@ type AdminServiceClient interface {
 	CountMetadata(ctx context.Context, in *CountMetadataRequest, opts ...grpc.CallOption) (*CountMetadataResponse, error)
 	// GetVersions is `mgr versions`.
 	GetVersions(ctx context.Context, in *GetVersionsRequest, opts ...grpc.CallOption) (*GetVersionsResponse, error)
+	// GetQuorumStatus is `quorum_status`: members, leader, term and indexes.
+	GetQuorumStatus(ctx context.Context, in *GetQuorumStatusRequest, opts ...grpc.CallOption) (*GetQuorumStatusResponse, error)
+	// AddMonitor adds a monitor to the quorum (through the leader).
+	AddMonitor(ctx context.Context, in *AddMonitorRequest, opts ...grpc.CallOption) (*AddMonitorResponse, error)
+	// RemoveMonitor removes a monitor from the quorum (through the leader).
+	RemoveMonitor(ctx context.Context, in *RemoveMonitorRequest, opts ...grpc.CallOption) (*RemoveMonitorResponse, error)
 }
 
 type adminServiceClient struct {
@@ -193,6 +202,36 @@ func (c *adminServiceClient) GetVersions(ctx context.Context, in *GetVersionsReq
 	return out, nil
 }
 
+func (c *adminServiceClient) GetQuorumStatus(ctx context.Context, in *GetQuorumStatusRequest, opts ...grpc.CallOption) (*GetQuorumStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetQuorumStatusResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetQuorumStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) AddMonitor(ctx context.Context, in *AddMonitorRequest, opts ...grpc.CallOption) (*AddMonitorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddMonitorResponse)
+	err := c.cc.Invoke(ctx, AdminService_AddMonitor_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RemoveMonitor(ctx context.Context, in *RemoveMonitorRequest, opts ...grpc.CallOption) (*RemoveMonitorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveMonitorResponse)
+	err := c.cc.Invoke(ctx, AdminService_RemoveMonitor_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -223,6 +262,12 @@ type AdminServiceServer interface {
 	CountMetadata(context.Context, *CountMetadataRequest) (*CountMetadataResponse, error)
 	// GetVersions is `mgr versions`.
 	GetVersions(context.Context, *GetVersionsRequest) (*GetVersionsResponse, error)
+	// GetQuorumStatus is `quorum_status`: members, leader, term and indexes.
+	GetQuorumStatus(context.Context, *GetQuorumStatusRequest) (*GetQuorumStatusResponse, error)
+	// AddMonitor adds a monitor to the quorum (through the leader).
+	AddMonitor(context.Context, *AddMonitorRequest) (*AddMonitorResponse, error)
+	// RemoveMonitor removes a monitor from the quorum (through the leader).
+	RemoveMonitor(context.Context, *RemoveMonitorRequest) (*RemoveMonitorResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -268,6 +313,15 @@ func (UnimplementedAdminServiceServer) CountMetadata(context.Context, *CountMeta
 }
 func (UnimplementedAdminServiceServer) GetVersions(context.Context, *GetVersionsRequest) (*GetVersionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetVersions not implemented")
+}
+func (UnimplementedAdminServiceServer) GetQuorumStatus(context.Context, *GetQuorumStatusRequest) (*GetQuorumStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetQuorumStatus not implemented")
+}
+func (UnimplementedAdminServiceServer) AddMonitor(context.Context, *AddMonitorRequest) (*AddMonitorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddMonitor not implemented")
+}
+func (UnimplementedAdminServiceServer) RemoveMonitor(context.Context, *RemoveMonitorRequest) (*RemoveMonitorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveMonitor not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -506,6 +560,60 @@ func _AdminService_GetVersions_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetQuorumStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetQuorumStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetQuorumStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetQuorumStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetQuorumStatus(ctx, req.(*GetQuorumStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_AddMonitor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddMonitorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).AddMonitor(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_AddMonitor_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).AddMonitor(ctx, req.(*AddMonitorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RemoveMonitor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveMonitorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RemoveMonitor(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RemoveMonitor_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RemoveMonitor(ctx, req.(*RemoveMonitorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -560,6 +668,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetVersions",
 			Handler:    _AdminService_GetVersions_Handler,
+		},
+		{
+			MethodName: "GetQuorumStatus",
+			Handler:    _AdminService_GetQuorumStatus_Handler,
+		},
+		{
+			MethodName: "AddMonitor",
+			Handler:    _AdminService_AddMonitor_Handler,
+		},
+		{
+			MethodName: "RemoveMonitor",
+			Handler:    _AdminService_RemoveMonitor_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

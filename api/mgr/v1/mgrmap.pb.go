@@ -108,6 +108,10 @@ const (
 	ChangeCause_CHANGE_CAUSE_MODULES ChangeCause = 10
 	// An operator set or unset a flag.
 	ChangeCause_CHANGE_CAUSE_FLAGS ChangeCause = 11
+	// The active's term ended without a leave: it was proved gone (its
+	// connection closed and nothing listens at its addresses), or its lease
+	// ran out after it was told to stop or lost its connection.
+	ChangeCause_CHANGE_CAUSE_LOST ChangeCause = 12
 )
 
 // Enum value maps for ChangeCause.
@@ -125,6 +129,7 @@ var (
 		9:  "CHANGE_CAUSE_ADMIN_FAIL",
 		10: "CHANGE_CAUSE_MODULES",
 		11: "CHANGE_CAUSE_FLAGS",
+		12: "CHANGE_CAUSE_LOST",
 	}
 	ChangeCause_value = map[string]int32{
 		"CHANGE_CAUSE_UNSPECIFIED":     0,
@@ -139,6 +144,7 @@ var (
 		"CHANGE_CAUSE_ADMIN_FAIL":      9,
 		"CHANGE_CAUSE_MODULES":         10,
 		"CHANGE_CAUSE_FLAGS":           11,
+		"CHANGE_CAUSE_LOST":            12,
 	}
 )
 
@@ -784,7 +790,7 @@ const file_mgr_v1_mgrmap_proto_rawDesc = "" +
 	"\x0fOPTION_TYPE_INT\x10\x02\x12\x14\n" +
 	"\x10OPTION_TYPE_BOOL\x10\x03\x12\x15\n" +
 	"\x11OPTION_TYPE_FLOAT\x10\x04\x12\x18\n" +
-	"\x14OPTION_TYPE_DURATION\x10\x05*\xdf\x02\n" +
+	"\x14OPTION_TYPE_DURATION\x10\x05*\xf6\x02\n" +
 	"\vChangeCause\x12\x1c\n" +
 	"\x18CHANGE_CAUSE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CHANGE_CAUSE_BOOTSTRAP\x10\x01\x12\x1e\n" +
@@ -798,7 +804,8 @@ const file_mgr_v1_mgrmap_proto_rawDesc = "" +
 	"\x17CHANGE_CAUSE_ADMIN_FAIL\x10\t\x12\x18\n" +
 	"\x14CHANGE_CAUSE_MODULES\x10\n" +
 	"\x12\x16\n" +
-	"\x12CHANGE_CAUSE_FLAGS\x10\vB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
+	"\x12CHANGE_CAUSE_FLAGS\x10\v\x12\x15\n" +
+	"\x11CHANGE_CAUSE_LOST\x10\fB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
 
 var (
 	file_mgr_v1_mgrmap_proto_rawDescOnce sync.Once

@@ -430,6 +430,7 @@ func (t *txn) leave(op *mgrv1.LeaveOp) error {
 
 func (t *txn) drop(op *mgrv1.DropOp) {
 	var activeGone, failedZone string
+	lostCause := mgrv1.ChangeCause_CHANGE_CAUSE_SILENT
 	for _, s := range op.GetGids() {
 		gid := s.GetGid()
 		silent := time.Duration(s.GetSilentMs()) * time.Millisecond
@@ -438,8 +439,10 @@ func (t *txn) drop(op *mgrv1.DropOp) {
 			name := t.m.GetActiveName()
 			switch s.GetReason() {
 			case mgrv1.DropReason_DROP_REASON_GONE:
+				lostCause = mgrv1.ChangeCause_CHANGE_CAUSE_LOST
 				activeGone = fmt.Sprintf("active %s is gone (its connection closed and nothing listens at its addresses)", name)
 			case mgrv1.DropReason_DROP_REASON_LEASE_EXPIRED:
+				lostCause = mgrv1.ChangeCause_CHANGE_CAUSE_LOST
 				activeGone = fmt.Sprintf("active %s's lease ran out (no lease for %.1f s)", name, silent.Seconds())
 			default:
 				activeGone = fmt.Sprintf("active %s silent for %.1f s", name, silent.Seconds())
@@ -457,7 +460,7 @@ func (t *txn) drop(op *mgrv1.DropOp) {
 	}
 	// The active's loss names the map: "promoted y: active x silent for 6.1 s".
 	standbys := t.reason
-	t.cause, t.reason = mgrv1.ChangeCause_CHANGE_CAUSE_SILENT, ""
+	t.cause, t.reason = lostCause, ""
 	if s, why := t.nextStandby(failedZone); s != nil && !t.m.GetDown() {
 		t.reason = fmt.Sprintf("promoted %s%s: %s", s.GetName(), why, activeGone)
 		t.promote(s.GetGid())

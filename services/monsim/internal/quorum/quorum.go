@@ -9,6 +9,7 @@
 package quorum
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,19 @@ type Config struct {
 	TrailingLogs uint64
 	// RetainSnapshots is how many snapshots are kept on disk.
 	RetainSnapshots int
+	// Advertise is this monitor's address as its peers dial it.
+	Advertise string
+	// Peers is the initial membership, bootstrapped once when the data dir
+	// is empty. Empty means a cluster of this monitor alone.
+	Peers []Peer
+	// Join: start without bootstrapping and wait to be added by a member.
+	Join bool
+}
+
+// Peer is one monitor: its raft id and its address (gRPC and raft share it).
+type Peer struct {
+	ID   string
+	Addr string
 }
 
 // DefaultConfig returns the embedded default's settings.
@@ -97,7 +111,10 @@ type Node struct {
 // Open starts this monitor's raft replica from its data dir. onMap is called
 // from the apply loop with every new map, in epoch order, after the state
 // holding it is visible through State; it must not block.
-func Open(cfg Config, onMap func(*mgrv1.MgrMap), logger hclog.Logger) (*Node, error) {
+//
+// stream carries raft traffic to the other monitors (a Mux's Raft side);
+// nil uses an in-memory transport, for tests of a monitor alone.
+func Open(cfg Config, stream raft.StreamLayer, onMap func(*mgrv1.MgrMap), logger hclog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -126,14 +143,17 @@ func Open(cfg Config, onMap func(*mgrv1.MgrMap), logger hclog.Logger) (*Node, er
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = cfg.TrailingLogs
-	// One voter elects itself after one election timeout; keep it short so a
-	// restarted monitor answers quickly.
-	rc.HeartbeatTimeout = 300 * time.Millisecond
-	rc.ElectionTimeout = 300 * time.Millisecond
-	rc.LeaderLeaseTimeout = 150 * time.Millisecond
-	// The state machine trusts the log: on restart it replays from the last
-	// snapshot, so epochs and gids continue.
-	_, trans := raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
+	// Short timeouts: a lone voter elects itself after one election timeout,
+	// and a quorum on one site replaces a lost leader within about a second.
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 500 * time.Millisecond
+	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	var trans raft.Transport
+	if stream != nil {
+		trans = raft.NewNetworkTransportWithLogger(stream, 3, 5*time.Second, logger.Named("transport"))
+	} else {
+		_, trans = raft.NewInmemTransport(raft.ServerAddress(cmp.Or(cfg.Advertise, cfg.NodeID)))
+	}
 	f := newFSM(onMap, logger)
 	has, err := raft.HasExistingState(w, w, snaps)
 	if err != nil {
@@ -141,8 +161,14 @@ func Open(cfg Config, onMap func(*mgrv1.MgrMap), logger hclog.Logger) (*Node, er
 		_ = meta.Close()
 		return nil, fmt.Errorf("failed to read raft state: %w", err)
 	}
-	if !has {
-		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr(), Suffrage: raft.Voter}}}
+	if !has && !cfg.Join {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(cmp.Or(cfg.Advertise, string(trans.LocalAddr()))), Suffrage: raft.Voter}}}
+		if len(cfg.Peers) > 0 {
+			conf.Servers = nil
+			for _, p := range cfg.Peers {
+				conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr), Suffrage: raft.Voter})
+			}
+		}
 		if err := raft.BootstrapCluster(rc, w, w, snaps, trans, conf); err != nil {
 			_ = w.Close()
 			_ = meta.Close()
@@ -215,6 +241,61 @@ func (n *Node) raftErr(err error) error {
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
 	}
 	return fmt.Errorf("failed to commit: %w", err)
+}
+
+// Leader returns the leader's id and address, empty when none is known.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// ID is this monitor's raft id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// CaughtUp reports whether a leader is known and this replica has applied
+// everything it knows to be committed.
+func (n *Node) CaughtUp() bool {
+	if _, addr := n.Leader(); addr == "" {
+		return false
+	}
+	return n.raft.AppliedIndex() >= n.raft.CommitIndex()
+}
+
+// Member is one monitor in the raft configuration.
+type Member struct {
+	ID, Addr string
+	Voter    bool
+	Leader   bool
+}
+
+// Members lists the raft configuration.
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, n.raftErr(err)
+	}
+	leaderID, _ := n.Leader()
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter, Leader: string(s.ID) == leaderID})
+	}
+	return out, nil
+}
+
+// AddVoter adds a monitor to the quorum (on the leader).
+func (n *Node) AddVoter(id, addr string) error {
+	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return n.raftErr(err)
+	}
+	return nil
+}
+
+// RemoveServer removes a monitor from the quorum (on the leader).
+func (n *Node) RemoveServer(id string) error {
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return n.raftErr(err)
+	}
+	return nil
 }
 
 // Snapshot forces a snapshot now (tests and operators).

@@ -52,7 +52,7 @@ func (r *recorder) epochs() []uint64 {
 
 func openLeader(t *testing.T, cfg Config, rec *recorder) *Node {
 	t.Helper()
-	n, err := Open(cfg, rec.onMap, newTestLogger(t))
+	n, err := Open(cfg, nil, rec.onMap, newTestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,10 @@ type Sender interface {
 // Result is the outcome of one beacon.
 type Result struct {
 	// GID is the gid the beacon carried.
-	GID  uint64
+	GID uint64
+	// Sent is when the beacon was sent (read just before the call, with the
+	// monotonic clock): a lease in the answer runs from here.
+	Sent time.Time
 	Resp *mgrv1.BeaconResponse
 	Err  error
 }
@@ -94,13 +97,14 @@ func (b *Beaconer) Run(ctx context.Context, results chan<- Result) error {
 		req = proto.CloneOf(req)
 		req.AvailableModules = b.modules()
 		rctx, cancel := context.WithTimeout(ctx, b.timeout)
+		sent := time.Now()
 		resp, err := b.send.Beacon(rctx, req)
 		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}
 		select {
-		case results <- Result{GID: req.GetGid(), Resp: resp, Err: err}:
+		case results <- Result{GID: req.GetGid(), Sent: sent, Resp: resp, Err: err}:
 		case <-ctx.Done():
 			return nil
 		}

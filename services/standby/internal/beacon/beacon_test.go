@@ -83,11 +83,16 @@ func TestKickSendsTheLatestReport(t *testing.T) {
 	b.Set(&mgrv1.BeaconRequest{Name: "x"})
 	b.Kick()
 	req := &mgrv1.BeaconRequest{Gid: 5, Name: "x", Available: true}
+	before := time.Now()
 	b.Set(req)
 	b.Kick()
 	r := next(t, results)
 	if r.GID != 5 || r.Err != nil || r.Resp.GetEpoch() != 7 {
 		t.Fatalf("result = %+v", r)
+	}
+	// The send time is read for this beacon, after its report was set.
+	if r.Sent.Before(before) || r.Sent.After(time.Now()) {
+		t.Errorf("Sent = %v, want between %v and now", r.Sent, before)
 	}
 	snd.mu.Lock()
 	sent := snd.reqs

@@ -1,9 +1,11 @@
 // Package montest is a hand-written, in-memory fake of mgrv1.MonitorService
 // for the standby's tests. It follows the monitor rules simply: Authenticate
 // issues increasing gids; the first beaconer with no active becomes active;
-// Beacon answers the standing; WatchMap streams maps; Leave drops. Test hooks
-// make another gid active, drop a gid, change the modules, pause or close the
-// map streams, and record what managers sent.
+// Beacon answers the standing, with a lease for the active (STALE and no
+// lease once the active is failing); WatchMap streams maps; Leave drops.
+// Test hooks make another gid active, fail or drop a gid, change the
+// modules, pause or close the map streams, make beacons fail or hang, and
+// record what managers sent.
 package montest
 
 import (
@@ -45,11 +47,31 @@ type Monitor struct {
 	closing  chan struct{} // closed and replaced by CloseStreams
 	paused   bool
 	failNext []codes.Code
+	lease    time.Duration
+	fault    BeaconFault
+	onLeave  func(*mgrv1.LeaveRequest)
 	auths    []*mgrv1.AuthenticateRequest
 	beacons  []Beacon
-	watches  []uint64
+	watches  []*mgrv1.WatchMapRequest
+	open     int
 	leaves   []*mgrv1.LeaveRequest
 }
+
+// BeaconFault is how the fake treats beacons, to play a monitor the manager
+// cannot reach.
+type BeaconFault int
+
+// The faults.
+const (
+	// BeaconsAnswered: beacons are answered (the default).
+	BeaconsAnswered BeaconFault = iota
+	// BeaconsUnavailable: every beacon fails with Unavailable and changes
+	// nothing.
+	BeaconsUnavailable
+	// BeaconsHang: every beacon hangs until its deadline and changes
+	// nothing.
+	BeaconsHang
+)
 
 // Beacon is one beacon the fake received, with its answer.
 type Beacon struct {
@@ -72,6 +94,7 @@ func Start(t testing.TB) *Monitor {
 		lis:     lis,
 		done:    make(chan struct{}),
 		nextGID: 100,
+		lease:   DefaultLease,
 		pending: map[uint64]string{},
 		changed: make(chan struct{}),
 		closing: make(chan struct{}),
@@ -102,6 +125,33 @@ const (
 	Grace  = 6 * time.Second
 )
 
+// DefaultLease is the lease granted to the active, and the fence timeout
+// Authenticate answers, until SetLease changes it.
+const DefaultLease = 2 * time.Second
+
+// SetLease sets the lease granted from now on and the fence timeout
+// Authenticate answers.
+func (m *Monitor) SetLease(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lease = d
+}
+
+// SetBeaconFault sets how beacons are treated from now on.
+func (m *Monitor) SetBeaconFault(f BeaconFault) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fault = f
+}
+
+// OnLeave sets a function called with every Leave request before the fake
+// applies it (nil: none). It runs without the fake's lock held.
+func (m *Monitor) OnLeave(f func(*mgrv1.LeaveRequest)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onLeave = f
+}
+
 // Authenticate issues the next gid.
 func (m *Monitor) Authenticate(_ context.Context, req *mgrv1.AuthenticateRequest) (*mgrv1.AuthenticateResponse, error) {
 	m.mu.Lock()
@@ -116,13 +166,31 @@ func (m *Monitor) Authenticate(_ context.Context, req *mgrv1.AuthenticateRequest
 	gid := m.nextGID
 	m.nextGID++
 	m.pending[gid] = req.GetName()
-	return &mgrv1.AuthenticateResponse{Gid: gid, Fsid: FSID, BeaconPeriod: durationpb.New(Period), Grace: durationpb.New(Grace)}, nil
+	return &mgrv1.AuthenticateResponse{
+		Gid: gid, Fsid: FSID, BeaconPeriod: durationpb.New(Period), Grace: durationpb.New(Grace),
+		FenceTimeout: durationpb.New(m.lease),
+	}, nil
 }
 
-// Beacon applies the monitor rules to one beacon.
-func (m *Monitor) Beacon(_ context.Context, req *mgrv1.BeaconRequest) (*mgrv1.BeaconResponse, error) {
+// Beacon applies the monitor rules to one beacon, or the fault set.
+func (m *Monitor) Beacon(ctx context.Context, req *mgrv1.BeaconRequest) (*mgrv1.BeaconResponse, error) {
+	m.mu.Lock()
+	fault := m.fault
+	m.mu.Unlock()
+	var err error
+	switch fault {
+	case BeaconsUnavailable:
+		err = status.Error(codes.Unavailable, "beacons failed by the test")
+	case BeaconsHang:
+		<-ctx.Done()
+		err = status.FromContextError(ctx.Err()).Err()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err != nil {
+		m.beacons = append(m.beacons, Beacon{Req: proto.CloneOf(req), Err: err})
+		return nil, err
+	}
 	resp, err := m.beacon(req)
 	b := Beacon{Req: proto.CloneOf(req), Err: err}
 	if resp != nil {
@@ -148,9 +216,11 @@ func (m *Monitor) beacon(req *mgrv1.BeaconRequest) (*mgrv1.BeaconResponse, error
 			next.ActiveAddrs, next.Services = nil, nil
 		}
 	case standbyIndex(m.cur, gid) >= 0:
+		s := next.Standbys[standbyIndex(next, gid)]
+		s.Priority, s.Zone = req.GetPriority(), req.GetZone()
 	case m.pending[gid] != "":
 		delete(m.pending, gid)
-		next.Standbys = append(next.Standbys, &mgrv1.StandbyInfo{Gid: gid, Name: req.GetName()})
+		next.Standbys = append(next.Standbys, &mgrv1.StandbyInfo{Gid: gid, Name: req.GetName(), Priority: req.GetPriority(), Zone: req.GetZone()})
 		slices.SortFunc(next.Standbys, func(a, b *mgrv1.StandbyInfo) int { return int(a.GetGid()) - int(b.GetGid()) })
 	case gid < m.nextGID:
 		return nil, status.Errorf(codes.FailedPrecondition, "gid %d is no longer in the map; authenticate again", gid)
@@ -165,8 +235,11 @@ func (m *Monitor) beacon(req *mgrv1.BeaconRequest) (*mgrv1.BeaconResponse, error
 	}
 	resp := &mgrv1.BeaconResponse{Epoch: m.cur.GetEpoch(), ActiveEpoch: m.cur.GetActiveEpoch()}
 	switch {
+	case m.cur.GetActiveGid() == gid && m.cur.GetActiveFailing():
+		resp.Standing = mgrv1.Standing_STANDING_STALE
 	case m.cur.GetActiveGid() == gid:
 		resp.Standing = mgrv1.Standing_STANDING_ACTIVE
+		resp.Lease = durationpb.New(m.lease)
 	case req.GetAvailable():
 		resp.Standing = mgrv1.Standing_STANDING_STALE
 	default:
@@ -185,6 +258,7 @@ func promote(next *mgrv1.MgrMap, gid, epoch uint64) {
 	s := next.Standbys[i]
 	next.Standbys = slices.Delete(next.Standbys, i, i+1)
 	next.ActiveGid, next.ActiveName, next.ActiveEpoch = gid, s.GetName(), epoch
+	next.ActivePriority, next.ActiveZone, next.ActiveFailing = s.GetPriority(), s.GetZone(), false
 	next.Available, next.ActiveAddrs, next.Services = false, nil, nil
 	next.ActiveChange = timestamppb.Now()
 	next.Cause = mgrv1.ChangeCause_CHANGE_CAUSE_PROMOTED
@@ -203,6 +277,12 @@ func (m *Monitor) commit(next *mgrv1.MgrMap) {
 // Leave drops the gid at once.
 func (m *Monitor) Leave(_ context.Context, req *mgrv1.LeaveRequest) (*mgrv1.LeaveResponse, error) {
 	m.mu.Lock()
+	hook := m.onLeave
+	m.mu.Unlock()
+	if hook != nil {
+		hook(proto.CloneOf(req))
+	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.leaves = append(m.leaves, proto.CloneOf(req))
 	if req.GetFsid() != FSID {
@@ -217,6 +297,7 @@ func (m *Monitor) drop(gid uint64) {
 	next := proto.CloneOf(m.cur)
 	if next.GetActiveGid() == gid {
 		next.ActiveGid, next.ActiveName, next.ActiveEpoch = 0, "", 0
+		next.ActivePriority, next.ActiveZone, next.ActiveFailing = 0, "", false
 		next.Available, next.ActiveAddrs, next.Services = false, nil, nil
 	}
 	if i := standbyIndex(next, gid); i >= 0 {
@@ -231,7 +312,13 @@ func (m *Monitor) drop(gid uint64) {
 // following ones for 0).
 func (m *Monitor) WatchMap(req *mgrv1.WatchMapRequest, stream grpc.ServerStreamingServer[mgrv1.WatchMapResponse]) error {
 	m.mu.Lock()
-	m.watches = append(m.watches, req.GetSinceEpoch())
+	m.watches = append(m.watches, proto.CloneOf(req))
+	m.open++
+	defer func() {
+		m.mu.Lock()
+		m.open--
+		m.mu.Unlock()
+	}()
 	if len(m.failNext) > 0 {
 		c := m.failNext[0]
 		m.failNext = m.failNext[1:]
@@ -298,6 +385,24 @@ func (m *Monitor) MakeActive(gid uint64) (uint64, error) {
 		slices.SortFunc(next.Standbys, func(a, b *mgrv1.StandbyInfo) int { return int(a.GetGid()) - int(b.GetGid()) })
 	}
 	promote(next, gid, m.cur.GetEpoch()+1)
+	m.commit(next)
+	return m.cur.GetEpoch(), nil
+}
+
+// Fail tells the active gid to stop, as `mgrctl fail` does: the map flags it
+// active_failing, its beacons are answered STALE without a lease, and no
+// other manager is promoted until it leaves (or the test drops it). It
+// returns the new epoch.
+func (m *Monitor) Fail(gid uint64) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gid == 0 || m.cur.GetActiveGid() != gid {
+		return 0, fmt.Errorf("gid %d is not the active", gid)
+	}
+	next := proto.CloneOf(m.cur)
+	next.ActiveFailing = true
+	next.Cause = mgrv1.ChangeCause_CHANGE_CAUSE_ADMIN_FAIL
+	next.Reason = fmt.Sprintf("failed %s by the test", next.GetActiveName())
 	m.commit(next)
 	return m.cur.GetEpoch(), nil
 }
@@ -384,7 +489,25 @@ func (m *Monitor) Beacons(gid uint64) []Beacon {
 func (m *Monitor) Watches() []uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	out := make([]uint64, len(m.watches))
+	for i, w := range m.watches {
+		out[i] = w.GetSinceEpoch()
+	}
+	return out
+}
+
+// WatchRequests returns every WatchMap request, in order.
+func (m *Monitor) WatchRequests() []*mgrv1.WatchMapRequest {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	return slices.Clone(m.watches)
+}
+
+// OpenStreams is the number of map streams being served.
+func (m *Monitor) OpenStreams() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.open
 }
 
 // Leaves returns the Leave requests received.

@@ -3,6 +3,14 @@
 // the map names it active it starts the manager server and its modules; when
 // the map (or a beacon answer) says it no longer is, it stops serving before
 // anything else and goes on as a standby in the same process.
+//
+// The server answers requests only while it holds a lease (package fence):
+// each beacon the monitor answers ACTIVE extends it to the beacon's send time
+// plus the lease granted. A timer stops serving when the lease runs out
+// unrenewed, and the server's gates refuse every request past its end even
+// before the timer fires. An active the monitor tells to stop (the map says
+// active_failing, or a beacon is answered STALE) stops serving, leaves, and
+// joins again under a new gid.
 package role
 
 import (
@@ -21,6 +29,7 @@ import (
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/services/standby/internal/backoff"
 	"github.com/mgrplane/mgrplane/services/standby/internal/beacon"
+	"github.com/mgrplane/mgrplane/services/standby/internal/fence"
 	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
 	"github.com/mgrplane/mgrplane/services/standby/internal/server"
 	"github.com/mgrplane/mgrplane/services/standby/internal/watch"
@@ -31,10 +40,11 @@ type State int32
 
 // The states. Standby → Activating when a map names this manager active (the
 // server and modules are started, and a beacon with available=true goes out
-// at once); Activating → Active when a map says available; Activating or
-// Active → Stopping when a map names another active, a beacon is answered
-// STALE or refused for the gid, or on shutdown; Stopping → Standby once
-// nothing serves any more.
+// at once; requests are served once its answer grants a lease); Activating →
+// Active when a map says available; Activating or Active → Stopping when a
+// map names another active or says this one is failing, a beacon is answered
+// STALE or refused for the gid, the lease runs out, or on shutdown; Stopping
+// → Standby once nothing serves any more.
 const (
 	StateStandby State = iota
 	StateActivating
@@ -74,9 +84,26 @@ type Monitor interface {
 	Leave(ctx context.Context, req *mgrv1.LeaveRequest) (*mgrv1.LeaveResponse, error)
 }
 
+// MinLeaseMargin is the least time a lease must outlast a beacon period: the
+// monitor's fence timeout must exceed BeaconPeriod plus
+// max(BeaconPeriod/2, MinLeaseMargin), or the lease would lapse between two
+// beacons (Run fails).
+const MinLeaseMargin = 100 * time.Millisecond
+
+// LeaseMargin is how much longer than period the monitor's fence timeout must
+// be.
+func LeaseMargin(period time.Duration) time.Duration {
+	return max(period/2, MinLeaseMargin)
+}
+
 // Config holds the role's settings, already checked.
 type Config struct {
 	Name string
+	// Priority and Zone are sent in every beacon: the monitor promotes the
+	// highest priority first, then a standby outside the failed active's
+	// zone.
+	Priority int32
+	Zone     string
 	// FSID, when set, is the cluster this manager must join.
 	FSID         string
 	BeaconPeriod time.Duration
@@ -116,9 +143,19 @@ type Role struct {
 	// Owned by Run's goroutine.
 	mon         Monitor
 	beaconer    *beacon.Beaconer
+	watcher     *watch.Watcher
 	fsid        string
 	activeEpoch uint64
-	lastReport  *mgrv1.BeaconRequest
+	// activatedAt is when the server of this activation started.
+	activatedAt time.Time
+	// fenceTimeout is the monitor's, from Authenticate: the longest lease it
+	// grants, and how long an activation may wait for its first lease.
+	fenceTimeout time.Duration
+	// fenceTimer fires when the server must stop unless its lease was
+	// renewed: at the lease's end, or fenceTimeout after activation while
+	// no lease was granted.
+	fenceTimer *time.Timer
+	lastReport *mgrv1.BeaconRequest
 	// notActiveAt is the newest epoch at which a beacon answer said this
 	// gid was not the active: an older map naming it active is out of date.
 	notActiveAt uint64
@@ -149,8 +186,16 @@ func (r *Role) GID() uint64 { return r.gid.Load() }
 // State is where the manager stands now.
 func (r *Role) State() State { return State(r.state.Load()) }
 
-// Serving reports whether the manager server is up and not stopping.
+// Serving reports whether the manager serves as the active now: its server
+// is up, not stopping, and holds a lease.
 func (r *Role) Serving() bool {
+	srv := r.srv.Load()
+	return srv != nil && r.up() && srv.Lease().Held(time.Now())
+}
+
+// up reports whether the state is one in which the server is up and not
+// stopping (serving, or waiting for its first lease).
+func (r *Role) up() bool {
 	s := r.State()
 	return s == StateActivating || s == StateActive
 }
@@ -166,25 +211,35 @@ func (r *Role) ActiveSince() time.Time {
 	return time.Time{}
 }
 
-// GRPCAddr is the bound gRPC address while serving, else "".
+// LeaseUntil is when the lease of the current activation ends; zero while
+// there is no server or no lease was granted yet.
+func (r *Role) LeaseUntil() time.Time {
+	if s := r.srv.Load(); s != nil && r.up() {
+		return s.Lease().Until()
+	}
+	return time.Time{}
+}
+
+// GRPCAddr is the bound gRPC address while the server is up (from
+// activation, before the first lease, until it stops), else "".
 func (r *Role) GRPCAddr() string {
-	if s := r.srv.Load(); s != nil && r.Serving() {
+	if s := r.srv.Load(); s != nil && r.up() {
 		return s.GRPCAddr().String()
 	}
 	return ""
 }
 
-// HTTPAddr is the bound HTTP address while serving, else "".
+// HTTPAddr is the bound HTTP address while the server is up, else "".
 func (r *Role) HTTPAddr() string {
-	if s := r.srv.Load(); s != nil && r.Serving() {
+	if s := r.srv.Load(); s != nil && r.up() {
 		return s.HTTPAddr().String()
 	}
 	return ""
 }
 
-// Running names the running modules, sorted; none while not serving.
+// Running names the running modules, sorted; none while the server is down.
 func (r *Role) Running() []string {
-	if s := r.srv.Load(); s != nil && r.Serving() {
+	if s := r.srv.Load(); s != nil && r.up() {
 		return s.Running()
 	}
 	return []string{}
@@ -200,6 +255,9 @@ func (r *Role) setState(s State) { r.state.Store(int32(s)) }
 func (r *Role) Run(ctx context.Context, mon Monitor) error {
 	r.mon = mon
 	r.beaconer = beacon.New(mon, r.cfg.BeaconPeriod, r.moduleInfo, r.log.Named("beacon"))
+	r.fenceTimer = time.NewTimer(time.Hour)
+	r.fenceTimer.Stop()
+	defer r.fenceTimer.Stop()
 	if err := r.authenticate(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -209,21 +267,25 @@ func (r *Role) Run(ctx context.Context, mon Monitor) error {
 
 	maps := make(chan *mgrv1.MgrMap)
 	results := make(chan beacon.Result)
-	hctx, stopHelpers := context.WithCancel(ctx)
+	// The helpers outlive ctx until the Leave is sent: the map stream must
+	// not end before it, or the monitor would take the end for a crash.
+	hctx, stopHelpers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHelpers()
 	g, gctx := errgroup.WithContext(hctx)
-	w := watch.New(mon, r.cfg.ReconnectMin, r.cfg.ReconnectMax, r.log.Named("watch"))
-	g.Go(func() error { return w.Run(gctx, maps) })
+	r.watcher = watch.New(mon, r.identity, r.cfg.ReconnectMin, r.cfg.ReconnectMax, r.log.Named("watch"))
+	g.Go(func() error { return r.watcher.Run(gctx, maps) })
 	g.Go(func() error { return r.beaconer.Run(gctx, results) })
 
 	err := r.loop(ctx, gctx, maps, results)
-	// Stop serving first, then stop beaconing, then leave.
+	// Stop serving first, then stop beaconing and leave, then end the map
+	// stream.
 	r.stopServing("shutting down")
+	r.beaconer.Set(nil)
+	r.leave(ctx)
 	stopHelpers()
 	if werr := g.Wait(); err == nil {
 		err = werr
 	}
-	r.leave(ctx)
 	return err
 }
 
@@ -239,7 +301,10 @@ func (r *Role) loop(ctx, helpers context.Context, maps <-chan *mgrv1.MgrMap, res
 		case <-helpers.Done():
 			return nil
 		case m := <-maps:
-			if err := r.handleMap(m); err != nil {
+			if err := r.handleMap(ctx, m); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return err
 			}
 		case res := <-results:
@@ -249,20 +314,33 @@ func (r *Role) loop(ctx, helpers context.Context, maps <-chan *mgrv1.MgrMap, res
 				}
 				return err
 			}
+		case <-r.fenceTimer.C:
+			r.checkFence()
 		case <-changed:
 			r.report(false)
 		}
 	}
 }
 
+// identity is what the map streams carry: the gid now (0 while there is
+// none) and the name.
+func (r *Role) identity() (uint64, string) { return r.gid.Load(), r.cfg.Name }
+
 // handleMap is Ceph's MgrStandby::handle_mgr_map.
-func (r *Role) handleMap(m *mgrv1.MgrMap) error {
+func (r *Role) handleMap(ctx context.Context, m *mgrv1.MgrMap) error {
 	r.current.Store(m)
 	gid := r.gid.Load()
 	named := gid != 0 && m.GetActiveGid() == gid
 	serving := r.srv.Load() != nil
-	r.log.Debug("map received", "epoch", m.GetEpoch(), "active_gid", m.GetActiveGid(), "gid", gid)
+	r.log.Debug("map received", "epoch", m.GetEpoch(), "active_gid", m.GetActiveGid(), "gid", gid,
+		"active_failing", m.GetActiveFailing())
 	switch {
+	case named && m.GetActiveFailing():
+		reason := fmt.Sprintf("map epoch %d says this active must stop", m.GetEpoch())
+		if m.GetReason() != "" {
+			reason += ": " + m.GetReason()
+		}
+		return r.rejoin(ctx, reason)
 	case named && serving && m.GetActiveEpoch() != r.activeEpoch:
 		// Promoted again at a new epoch: another may have served in between.
 		r.stopServing(fmt.Sprintf("map epoch %d promoted this manager again at active epoch %d", m.GetEpoch(), m.GetActiveEpoch()))
@@ -289,7 +367,9 @@ func (r *Role) handleMap(m *mgrv1.MgrMap) error {
 }
 
 // activate starts the server and the enabled modules, then beacons
-// available=true at once.
+// available=true at once. The server refuses every request until an answer
+// to a beacon grants a lease; it stops if none does within the fence
+// timeout.
 func (r *Role) activate(m *mgrv1.MgrMap) error {
 	r.setState(StateActivating)
 	r.activeEpoch = m.GetActiveEpoch()
@@ -298,6 +378,7 @@ func (r *Role) activate(m *mgrv1.MgrMap) error {
 		mods[i] = mod
 	}
 	srv, err := server.New(server.Config{
+		Lease:          &fence.Lease{},
 		GRPCAddr:       r.cfg.GRPCAddr,
 		HTTPAddr:       r.cfg.HTTPAddr,
 		ActiveEpoch:    m.GetActiveEpoch(),
@@ -312,8 +393,10 @@ func (r *Role) activate(m *mgrv1.MgrMap) error {
 		return fmt.Errorf("failed to activate: %w", err)
 	}
 	now := time.Now()
+	r.activatedAt = now
 	r.activeSince.Store(&now)
 	r.srv.Store(srv)
+	r.armFence()
 	r.applyModules(m)
 	r.report(true)
 	if m.GetAvailable() {
@@ -322,6 +405,91 @@ func (r *Role) activate(m *mgrv1.MgrMap) error {
 	r.log.Info("became active", "gid", r.gid.Load(), "epoch", m.GetEpoch(), "active_epoch", m.GetActiveEpoch(),
 		"grpc_addr", srv.GRPCAddr().String(), "http_addr", srv.HTTPAddr().String(), "modules", srv.Running())
 	return nil
+}
+
+// grant applies a beacon answered ACTIVE: its lease extends the server's to
+// the beacon's send time plus the lease. An answer for another activation
+// (another active epoch) grants nothing; one that arrives while nothing
+// serves activates the manager again when the map it holds names it active
+// at that epoch (after its lease had run out, say).
+func (r *Role) grant(res beacon.Result) error {
+	resp := res.Resp
+	d := resp.GetLease().AsDuration()
+	if resp.GetLease() == nil || d <= 0 {
+		r.log.Debug("the monitor answered active without a lease", "epoch", resp.GetEpoch())
+		return nil
+	}
+	now := time.Now()
+	if end := res.Sent.Add(d); !now.Before(end) {
+		r.log.Warn("a lease had run out when its answer arrived", "lease", d, "waited", now.Sub(res.Sent))
+		return nil
+	}
+	if r.srv.Load() == nil {
+		m := r.current.Load()
+		if m.GetActiveGid() != res.GID || m.GetActiveEpoch() != resp.GetActiveEpoch() ||
+			m.GetActiveFailing() || m.GetEpoch() < r.notActiveAt {
+			return nil
+		}
+		r.log.Info("the monitor holds this manager active; activating again", "epoch", m.GetEpoch(), "active_epoch", m.GetActiveEpoch())
+		if err := r.activate(m); err != nil {
+			return err
+		}
+	}
+	if resp.GetActiveEpoch() != r.activeEpoch {
+		r.log.Debug("lease for another activation ignored", "answer_active_epoch", resp.GetActiveEpoch(), "active_epoch", r.activeEpoch)
+		return nil
+	}
+	lease := r.srv.Load().Lease()
+	held := lease.Held(now)
+	until := lease.Extend(res.Sent, d)
+	r.armFence()
+	if !held {
+		r.log.Info("lease granted; serving as active", "gid", res.GID, "active_epoch", r.activeEpoch, "lease", d, "for", until.Sub(now))
+	}
+	return nil
+}
+
+// armFence sets the fence timer to the instant the server must stop unless
+// its lease is renewed, or stops it when nothing serves.
+func (r *Role) armFence() {
+	srv := r.srv.Load()
+	if srv == nil {
+		r.fenceTimer.Stop()
+		return
+	}
+	r.fenceTimer.Reset(time.Until(r.fenceDeadline(srv.Lease().Until())))
+}
+
+// fenceDeadline is when the server must stop: the lease's end, or, before
+// the first lease, fenceTimeout after activation.
+func (r *Role) fenceDeadline(until time.Time) time.Time {
+	if until.IsZero() {
+		return r.activatedAt.Add(r.fenceTimeout)
+	}
+	return until
+}
+
+// checkFence stops serving when the lease ran out (or never came); the
+// fence timer calls it.
+func (r *Role) checkFence() {
+	srv := r.srv.Load()
+	if srv == nil {
+		return
+	}
+	now := time.Now()
+	until := srv.Lease().Until()
+	if now.Before(r.fenceDeadline(until)) {
+		r.armFence() // renewed meanwhile
+		return
+	}
+	var reason string
+	if until.IsZero() {
+		reason = fmt.Sprintf("no lease granted within the fence timeout (%v) of activation", r.fenceTimeout)
+	} else {
+		reason = fmt.Sprintf("lease expired %v ago without renewal", now.Sub(until).Round(time.Millisecond))
+	}
+	r.log.Warn("no valid lease; stopping serving", "gid", r.gid.Load(), "active_epoch", r.activeEpoch, "reason", reason)
+	r.stopServing(reason)
 }
 
 // stopServing stops the server, if any, before anything else, then beacons
@@ -335,6 +503,7 @@ func (r *Role) stopServing(reason string) {
 	r.log.Debug("stopping serving", "reason", reason)
 	srv.Stop()
 	r.srv.Store(nil)
+	r.fenceTimer.Stop()
 	r.activeSince.Store(nil)
 	r.setState(StateStandby)
 	r.announced = true
@@ -401,9 +570,15 @@ func (r *Role) handleBeacon(ctx context.Context, res beacon.Result) error {
 		r.log.Info("beacon answered again", "gid", gid, "failures", r.failures)
 		r.failures = 0
 	}
+	e := res.Resp.GetEpoch()
 	switch st := res.Resp.GetStanding(); st {
-	case mgrv1.Standing_STANDING_STALE, mgrv1.Standing_STANDING_STANDBY:
-		e := res.Resp.GetEpoch()
+	case mgrv1.Standing_STANDING_ACTIVE:
+		return r.grant(res)
+	case mgrv1.Standing_STANDING_STALE:
+		// This gid must not serve again: the monitor waits for it to
+		// leave (or for its lease to run out) before it promotes another.
+		return r.rejoin(ctx, fmt.Sprintf("the monitor answered stale at epoch %d (active epoch %d)", e, res.Resp.GetActiveEpoch()))
+	case mgrv1.Standing_STANDING_STANDBY:
 		r.notActiveAt = max(r.notActiveAt, e)
 		// An answer from before this activation says nothing about it.
 		if r.srv.Load() != nil && e >= r.activeEpoch {
@@ -411,6 +586,18 @@ func (r *Role) handleBeacon(ctx context.Context, res beacon.Result) error {
 		}
 	}
 	return nil
+}
+
+// rejoin is what an active told to stop does: it stops serving, then leaves
+// the map (so the monitor may promote another at once), then authenticates
+// again and goes on as a standby under a new gid.
+func (r *Role) rejoin(ctx context.Context, reason string) error {
+	gid := r.gid.Load()
+	r.stopServing(reason)
+	r.beaconer.Set(nil)
+	r.log.Info("leaving, to join again under a new gid", "gid", gid, "reason", reason)
+	r.leave(ctx)
+	return r.reauthenticate(ctx)
 }
 
 func standingName(s mgrv1.Standing) string {
@@ -423,13 +610,20 @@ func standingName(s mgrv1.Standing) string {
 	return s.String()
 }
 
-// reauthenticate drops the gid and gets a new one.
+// reauthenticate drops the gid and gets a new one; the map stream is opened
+// again to carry it.
 func (r *Role) reauthenticate(ctx context.Context) error {
 	r.gid.Store(0)
 	r.announced = false
 	r.notActiveAt = 0
 	r.beaconer.Set(nil)
-	return r.authenticate(ctx)
+	if err := r.authenticate(ctx); err != nil {
+		return err
+	}
+	if r.watcher != nil {
+		r.watcher.Reopen()
+	}
+	return nil
 }
 
 // authenticate gets a gid, retrying while the monitors are unreachable. It
@@ -445,10 +639,13 @@ func (r *Role) authenticate(ctx context.Context) error {
 			if r.fsid != "" && resp.GetFsid() != r.fsid {
 				return fmt.Errorf("failed to authenticate as %q: the monitor answered for cluster %q, not %q", r.cfg.Name, resp.GetFsid(), r.fsid)
 			}
+			if err := r.checkTimings(resp); err != nil {
+				return err
+			}
 			r.fsid = resp.GetFsid()
+			r.fenceTimeout = resp.GetFenceTimeout().AsDuration()
 			r.gid.Store(resp.GetGid())
-			r.checkTimings(resp)
-			r.log.Info("authenticated", "gid", resp.GetGid(), "fsid", resp.GetFsid())
+			r.log.Info("authenticated", "gid", resp.GetGid(), "fsid", resp.GetFsid(), "fence_timeout", r.fenceTimeout)
 			r.report(true)
 			return nil
 		}
@@ -467,8 +664,16 @@ func (r *Role) authenticate(ctx context.Context) error {
 	}
 }
 
-// checkTimings warns when the monitor's timings do not fit ours.
-func (r *Role) checkTimings(resp *mgrv1.AuthenticateResponse) {
+// checkTimings fails when the monitor's fence timeout leaves no room for a
+// beacon period and a margin (the lease would lapse between beacons), and
+// warns when its other timings do not fit ours.
+func (r *Role) checkTimings(resp *mgrv1.AuthenticateResponse) error {
+	ft := resp.GetFenceTimeout().AsDuration()
+	if margin := LeaseMargin(r.cfg.BeaconPeriod); r.cfg.BeaconPeriod+margin >= ft {
+		return fmt.Errorf("beacon period %v plus a margin of %v is not below the monitor's fence timeout %v: "+
+			"the lease would lapse between beacons; lower the beacon period or raise the monitor's fence timeout",
+			r.cfg.BeaconPeriod, margin, ft)
+	}
 	if p := resp.GetBeaconPeriod(); p != nil && p.AsDuration() > 0 && p.AsDuration() != r.cfg.BeaconPeriod {
 		r.log.Warn("the monitor expects another beacon period", "monitor", p.AsDuration(), "ours", r.cfg.BeaconPeriod)
 	}
@@ -476,6 +681,7 @@ func (r *Role) checkTimings(resp *mgrv1.AuthenticateResponse) {
 		r.log.Warn("the monitor's grace is at most two of our beacon periods; this manager may be dropped while alive",
 			"grace", g.AsDuration(), "beacon_period", r.cfg.BeaconPeriod)
 	}
+	return nil
 }
 
 // report sets what the next beacons say; it beacons at once when forced or
@@ -486,8 +692,10 @@ func (r *Role) report(force bool) {
 		Gid:      r.gid.Load(),
 		Name:     r.cfg.Name,
 		Metadata: r.cfg.Metadata,
+		Priority: r.cfg.Priority,
+		Zone:     r.cfg.Zone,
 	}
-	if srv := r.srv.Load(); srv != nil && r.Serving() {
+	if srv := r.srv.Load(); srv != nil && r.up() {
 		req.Available = true
 		req.ServerAddrs = []string{
 			net.JoinHostPort(r.cfg.AdvertiseGRPC, server.Port(srv.GRPCAddr())),

@@ -12,9 +12,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/standby/internal/beacon"
+	"github.com/mgrplane/mgrplane/services/standby/internal/fence"
 	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
+	"github.com/mgrplane/mgrplane/services/standby/internal/server"
 )
 
 func TestMain(m *testing.M) {
@@ -118,5 +122,93 @@ func TestStateString(t *testing.T) {
 		if got := s.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", int32(s), got, want)
 		}
+	}
+}
+
+func TestLeaseMargin(t *testing.T) {
+	tests := map[string]struct {
+		period, want time.Duration
+	}{
+		"short period: the floor": {period: 20 * time.Millisecond, want: MinLeaseMargin},
+		"at the floor":            {period: 200 * time.Millisecond, want: MinLeaseMargin},
+		"long period: half of it": {period: time.Second, want: 500 * time.Millisecond},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := LeaseMargin(tc.period); got != tc.want {
+				t.Errorf("LeaseMargin(%v) = %v, want %v", tc.period, got, tc.want)
+			}
+		})
+	}
+}
+
+// grant extends the activation's lease only for an ACTIVE answer carrying a
+// lease, for this activation, still running when it arrives; the lease runs
+// from the beacon's send time.
+func TestGrant(t *testing.T) {
+	now := time.Now()
+	tests := map[string]struct {
+		sent      time.Time
+		resp      *mgrv1.BeaconResponse
+		before    time.Duration // a lease already held until now + before; 0: none
+		wantUntil time.Time     // zero: none
+	}{
+		"granted from the send time": {
+			sent:      now.Add(-10 * time.Millisecond),
+			resp:      &mgrv1.BeaconResponse{Standing: mgrv1.Standing_STANDING_ACTIVE, ActiveEpoch: 5, Lease: durationpb.New(time.Minute)},
+			wantUntil: now.Add(-10*time.Millisecond + time.Minute),
+		},
+		"no lease in the answer": {
+			sent: now,
+			resp: &mgrv1.BeaconResponse{Standing: mgrv1.Standing_STANDING_ACTIVE, ActiveEpoch: 5},
+		},
+		"zero lease": {
+			sent: now,
+			resp: &mgrv1.BeaconResponse{Standing: mgrv1.Standing_STANDING_ACTIVE, ActiveEpoch: 5, Lease: durationpb.New(0)},
+		},
+		"another activation": {
+			sent: now,
+			resp: &mgrv1.BeaconResponse{Standing: mgrv1.Standing_STANDING_ACTIVE, ActiveEpoch: 4, Lease: durationpb.New(time.Minute)},
+		},
+		"ran out before the answer arrived": {
+			sent: now.Add(-2 * time.Minute),
+			resp: &mgrv1.BeaconResponse{Standing: mgrv1.Standing_STANDING_ACTIVE, ActiveEpoch: 5, Lease: durationpb.New(time.Minute)},
+		},
+		"a shorter grant keeps the later end": {
+			sent:      now,
+			before:    time.Hour,
+			resp:      &mgrv1.BeaconResponse{Standing: mgrv1.Standing_STANDING_ACTIVE, ActiveEpoch: 5, Lease: durationpb.New(time.Minute)},
+			wantUntil: now.Add(time.Hour),
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := testRole(t)
+			r.fenceTimer = time.NewTimer(time.Hour)
+			t.Cleanup(func() { r.fenceTimer.Stop() })
+			r.fenceTimeout = time.Minute
+			lease := &fence.Lease{}
+			if tc.before > 0 {
+				lease.Extend(now, tc.before)
+			}
+			srv, err := server.New(server.Config{Lease: lease, ActiveEpoch: 5}, nil, newTestLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.gid.Store(7)
+			r.activeEpoch, r.activatedAt = 5, now
+			r.srv.Store(srv)
+			r.setState(StateActivating)
+
+			if err := r.grant(beacon.Result{GID: 7, Sent: tc.sent, Resp: tc.resp}); err != nil {
+				t.Fatalf("grant = %v", err)
+			}
+			if got := lease.Until(); !got.Equal(tc.wantUntil) {
+				t.Errorf("lease until %v, want %v", got, tc.wantUntil)
+			}
+			if want := !tc.wantUntil.IsZero(); r.Serving() != want {
+				t.Errorf("Serving = %v, want %v", r.Serving(), want)
+			}
+		})
 	}
 }

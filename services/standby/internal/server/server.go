@@ -25,6 +25,7 @@ import (
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/internal/rpcserver"
+	"github.com/mgrplane/mgrplane/services/standby/internal/fence"
 )
 
 // HTTP server timeouts.
@@ -49,6 +50,14 @@ type Module interface {
 
 // Config holds what one activation's server needs.
 type Config struct {
+	// Lease is this activation's lease: every request is refused (gRPC
+	// Unavailable, HTTP 503) unless it is held at that instant. The owner
+	// extends it as the monitor acknowledges beacons. Nil refuses every
+	// request.
+	Lease *fence.Lease
+	// Now reads the clock for the lease checks; nil means time.Now. Tests
+	// set it.
+	Now func() time.Time
 	// GRPCAddr and HTTPAddr are the listen addresses (host:port, port 0 for any).
 	GRPCAddr string
 	HTTPAddr string
@@ -64,8 +73,10 @@ type Config struct {
 
 // Server is one activation's gRPC and HTTP servers and module goroutines.
 type Server struct {
-	cfg     Config
-	log     hclog.Logger
+	cfg Config
+	log hclog.Logger
+	// epoch is cfg.ActiveEpoch for the headers.
+	epoch   string
 	grpc    *grpc.Server
 	health  *health.Server
 	http    *http.Server
@@ -104,6 +115,7 @@ func New(cfg Config, modules []Module, log hclog.Logger) (*Server, error) {
 	s := &Server{
 		cfg:         cfg,
 		log:         log,
+		epoch:       epochString(cfg.ActiveEpoch),
 		modules:     make(map[string]Module, len(modules)),
 		httpModules: make(map[string]bool),
 		owner:       make(map[string]string),
@@ -222,6 +234,9 @@ func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
 
 // HTTPAddr is the bound HTTP address, after Start.
 func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
+
+// Lease is the lease the server checks.
+func (s *Server) Lease() *fence.Lease { return s.cfg.Lease }
 
 // HasHTTP reports whether module name mounted HTTP handlers.
 func (s *Server) HasHTTP(name string) bool { return s.httpModules[name] }

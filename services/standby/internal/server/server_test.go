@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/mgrplane/mgrplane/services/standby/internal/fence"
 )
 
 func TestMain(m *testing.M) {
@@ -73,7 +75,18 @@ func (m *testModule) Run(ctx context.Context) error {
 
 func startServer(t *testing.T, mods ...Module) *Server {
 	t.Helper()
+	lease := &fence.Lease{}
+	lease.Extend(time.Now(), time.Hour)
+	return startServerWith(t, Config{Lease: lease}, mods...)
+}
+
+// startServerWith starts a server with cfg's Lease and Now and test values
+// for the rest.
+func startServerWith(t *testing.T, cfg Config, mods ...Module) *Server {
+	t.Helper()
 	s, err := New(Config{
+		Lease:          cfg.Lease,
+		Now:            cfg.Now,
 		GRPCAddr:       "127.0.0.1:0",
 		HTTPAddr:       "127.0.0.1:0",
 		ActiveEpoch:    42,

@@ -1,11 +1,15 @@
 // Package watch keeps a manager's map stream open: it resumes after every
 // stream error from the last epoch seen, with a bounded, jittered backoff.
+// Every stream names the manager (gid and name), so that the monitor, when
+// the stream of its active breaks without a Leave, can check at once whether
+// the active is gone.
 package watch
 
 import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -25,19 +29,52 @@ type Streamer interface {
 	Report(i int, err error)
 }
 
+// Identity returns the gid (0 while there is none) and name that a new
+// stream carries.
+type Identity func() (gid uint64, name string)
+
 // Watcher delivers every map newer than the last one it delivered.
 type Watcher struct {
-	src Streamer
-	bo  *backoff.Backoff
-	log hclog.Logger
+	src   Streamer
+	ident Identity
+	bo    *backoff.Backoff
+	log   hclog.Logger
 	// last is the newest epoch delivered; only Run touches it.
 	last uint64
+
+	mu sync.Mutex
+	// cancel ends the open stream; nil between streams.
+	cancel context.CancelFunc
+	// reopen is set by Reopen: the stream ended to be opened again at once.
+	reopen bool
 }
 
-// New returns a Watcher that reconnects after a delay between minDelay and
-// maxDelay.
-func New(src Streamer, minDelay, maxDelay time.Duration, log hclog.Logger) *Watcher {
-	return &Watcher{src: src, bo: backoff.New(minDelay, maxDelay), log: log}
+// New returns a Watcher whose streams carry ident's gid and name, and that
+// reconnects after a delay between minDelay and maxDelay.
+func New(src Streamer, ident Identity, minDelay, maxDelay time.Duration, log hclog.Logger) *Watcher {
+	return &Watcher{src: src, ident: ident, bo: backoff.New(minDelay, maxDelay), log: log}
+}
+
+// Reopen ends the open stream and opens another at once, from the last
+// epoch delivered, carrying the identity as it is now (call it after the
+// gid changed). Without an open stream it does nothing: the next one reads
+// the identity anyway. Safe for concurrent use.
+func (w *Watcher) Reopen() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cancel != nil {
+		w.cancel()
+		w.reopen = true
+	}
+}
+
+// reopening reports (and clears) whether the stream ended for Reopen.
+func (w *Watcher) reopening() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := w.reopen
+	w.reopen = false
+	return r
 }
 
 // Run sends each new map to out, in epoch order, until ctx is done; then it
@@ -51,6 +88,9 @@ func (w *Watcher) Run(ctx context.Context, out chan<- *mgrv1.MgrMap) error {
 		}
 		since = w.last
 		switch {
+		case w.reopening():
+			w.log.Debug("map stream reopened for a new identity", "last_epoch", w.last)
+			continue
 		case errors.Is(err, monclient.ErrTrimmed):
 			// The epoch after ours was trimmed: start again from the current map.
 			w.log.Warn("map history trimmed past the last epoch seen; resuming from the current map", "last_epoch", w.last, "error", err)
@@ -71,8 +111,19 @@ func (w *Watcher) Run(ctx context.Context, out chan<- *mgrv1.MgrMap) error {
 // stream runs one stream from since until it fails.
 func (w *Watcher) stream(ctx context.Context, since uint64, out chan<- *mgrv1.MgrMap) error {
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	i, s, err := w.src.WatchMap(sctx, &mgrv1.WatchMapRequest{SinceEpoch: since})
+	// The cancel func is published before the identity is read: a Reopen
+	// from now on ends this stream, so none outlives an identity change.
+	w.mu.Lock()
+	w.cancel = cancel
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.cancel = nil
+		w.mu.Unlock()
+		cancel()
+	}()
+	gid, name := w.ident()
+	i, s, err := w.src.WatchMap(sctx, &mgrv1.WatchMapRequest{SinceEpoch: since, Gid: gid, Name: name})
 	if err != nil {
 		return err
 	}

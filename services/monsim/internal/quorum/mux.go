@@ -1,0 +1,149 @@
+package quorum
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// raftMagic opens every raft connection, so that raft and gRPC share one
+// port: a monitor has one address, in its peers list and in its clients'.
+// No gRPC client (HTTP/2 preface, TLS hello) starts with these bytes.
+var raftMagic = []byte("MGRRAFT\x01")
+
+// sniffTimeout bounds how long a new connection may take to send its
+// first bytes before it is handed to gRPC as it is.
+const sniffTimeout = 10 * time.Second
+
+// Mux splits one listener between gRPC and raft by the first bytes of
+// each connection.
+type Mux struct {
+	ln     net.Listener
+	grpc   *chanListener
+	raft   *chanListener
+	logger hclog.Logger
+	wg     sync.WaitGroup
+}
+
+// NewMux takes ownership of ln. Serve must run for either side to accept.
+func NewMux(ln net.Listener, logger hclog.Logger) *Mux {
+	return &Mux{
+		ln:     ln,
+		grpc:   newChanListener(ln.Addr()),
+		raft:   newChanListener(ln.Addr()),
+		logger: logger.Named("mux"),
+	}
+}
+
+// GRPC is the listener gRPC serves.
+func (m *Mux) GRPC() net.Listener { return m.grpc }
+
+// Raft is the stream layer of raft's network transport.
+func (m *Mux) Raft() raft.StreamLayer { return &streamLayer{chanListener: m.raft} }
+
+// Serve accepts connections until the listener is closed (by Close).
+func (m *Mux) Serve() error {
+	defer m.wg.Wait()
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			m.grpc.close()
+			m.raft.close()
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("failed to accept: %w", err)
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.route(conn)
+		}()
+	}
+}
+
+// Close stops accepting; Serve returns once every routing is done.
+func (m *Mux) Close() error { return m.ln.Close() }
+
+func (m *Mux) route(conn net.Conn) {
+	_ = conn.SetReadDeadline(time.Now().Add(sniffTimeout))
+	head := make([]byte, len(raftMagic))
+	n, err := io.ReadFull(conn, head)
+	_ = conn.SetReadDeadline(time.Time{})
+	head = head[:n]
+	if err == nil && bytes.Equal(head, raftMagic) {
+		m.raft.deliver(conn)
+		return
+	}
+	// Anything else (gRPC, or garbage gRPC will refuse) goes to gRPC with
+	// the bytes read so far put back in front.
+	m.grpc.deliver(&prefixConn{Conn: conn, r: io.MultiReader(bytes.NewReader(head), conn)})
+}
+
+// prefixConn replays bytes already read from a connection.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// chanListener is a net.Listener fed by the mux.
+type chanListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) close() { l.closed.Do(func() { close(l.done) }) }
+
+// Close stops this side accepting; the shared listener is closed by Mux.Close.
+func (l *chanListener) Close() error { l.close(); return nil }
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// streamLayer dials other monitors' shared ports with the raft magic.
+type streamLayer struct{ *chanListener }
+
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	conn, err := net.DialTimeout("tcp", string(address), timeout)
+	if err != nil {
+		return nil, err
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write(raftMagic); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("failed to open raft stream to %s: %w", address, err)
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	return conn, nil
+}
