@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"slices"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
@@ -80,6 +81,12 @@ func (h *adminHandler) ListHistory(_ context.Context, req *mgrv1.ListHistoryRequ
 
 // FailManager implements mgrv1.AdminServiceServer.
 func (h *adminHandler) FailManager(ctx context.Context, req *mgrv1.FailManagerRequest) (*mgrv1.FailManagerResponse, error) {
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewAdminServiceClient(c).FailManager(ctx, req)
+	}
 	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Fail{Fail: &mgrv1.FailOp{Who: req.GetWho(), Actor: adminActor}}}, false)
 	if err != nil {
 		return nil, toStatus(h.s.logger, err)
@@ -100,6 +107,12 @@ func (h *adminHandler) module(ctx context.Context, name string, enable, force bo
 
 // EnableModule implements mgrv1.AdminServiceServer.
 func (h *adminHandler) EnableModule(ctx context.Context, req *mgrv1.EnableModuleRequest) (*mgrv1.EnableModuleResponse, error) {
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewAdminServiceClient(c).EnableModule(ctx, req)
+	}
 	e, err := h.module(ctx, req.GetName(), true, req.GetForce())
 	if err != nil {
 		return nil, err
@@ -109,6 +122,12 @@ func (h *adminHandler) EnableModule(ctx context.Context, req *mgrv1.EnableModule
 
 // DisableModule implements mgrv1.AdminServiceServer.
 func (h *adminHandler) DisableModule(ctx context.Context, req *mgrv1.DisableModuleRequest) (*mgrv1.DisableModuleResponse, error) {
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewAdminServiceClient(c).DisableModule(ctx, req)
+	}
 	e, err := h.module(ctx, req.GetName(), false, false)
 	if err != nil {
 		return nil, err
@@ -145,6 +164,12 @@ func (h *adminHandler) ListModules(context.Context, *mgrv1.ListModulesRequest) (
 
 // SetFlags implements mgrv1.AdminServiceServer.
 func (h *adminHandler) SetFlags(ctx context.Context, req *mgrv1.SetFlagsRequest) (*mgrv1.SetFlagsResponse, error) {
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewAdminServiceClient(c).SetFlags(ctx, req)
+	}
 	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_SetFlags{SetFlags: &mgrv1.SetFlagsOp{Down: req.GetDown(), Actor: adminActor}}}, false)
 	if err != nil {
 		return nil, toStatus(h.s.logger, err)
@@ -228,4 +253,78 @@ func (h *adminHandler) GetVersions(context.Context, *mgrv1.GetVersionsRequest) (
 		return nil, err
 	}
 	return &mgrv1.GetVersionsResponse{Versions: countBy(st, "mgrplane_version")}, nil
+}
+
+// GetQuorumStatus implements mgrv1.AdminServiceServer.
+func (h *adminHandler) GetQuorumStatus(context.Context, *mgrv1.GetQuorumStatusRequest) (*mgrv1.GetQuorumStatusResponse, error) {
+	members, err := h.s.node.Members()
+	if err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	term, commit, applied := h.s.node.Stats()
+	leaderID, _ := h.s.node.Leader()
+	resp := &mgrv1.GetQuorumStatusResponse{
+		LeaderId: leaderID, Term: term, CommitIndex: commit, AppliedIndex: applied,
+		AnsweredBy: h.s.node.ID(), Epoch: h.s.node.State().GetMap().GetEpoch(),
+	}
+	for _, m := range members {
+		resp.Members = append(resp.Members, &mgrv1.QuorumMember{Id: m.ID, Address: m.Addr, Voter: m.Voter, Leader: m.Leader})
+	}
+	return resp, nil
+}
+
+// AddMonitor implements mgrv1.AdminServiceServer.
+func (h *adminHandler) AddMonitor(ctx context.Context, req *mgrv1.AddMonitorRequest) (*mgrv1.AddMonitorResponse, error) {
+	if err := mgrmap.ValidateName("id", req.GetId()); err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	if _, _, err := net.SplitHostPort(req.GetAddress()); err != nil || len(req.GetAddress()) > mgrmap.MaxAddrLen {
+		return nil, toStatus(h.s.logger, fmt.Errorf("%w: address %q: must be host:port of at most %d bytes", mgrmap.ErrInvalid, req.GetAddress(), mgrmap.MaxAddrLen))
+	}
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewAdminServiceClient(c).AddMonitor(ctx, req)
+	}
+	if members, err := h.s.node.Members(); err == nil && len(members) >= MaxPeers {
+		return nil, toStatus(h.s.logger, fmt.Errorf("%w: the quorum has %d monitors, at most %d", mgrmap.ErrInvalid, len(members), MaxPeers))
+	}
+	if err := h.s.node.AddVoter(req.GetId(), req.GetAddress()); err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	h.s.logger.Info("monitor added to the quorum", "id", req.GetId(), "addr", req.GetAddress())
+	return &mgrv1.AddMonitorResponse{}, nil
+}
+
+// RemoveMonitor implements mgrv1.AdminServiceServer.
+func (h *adminHandler) RemoveMonitor(ctx context.Context, req *mgrv1.RemoveMonitorRequest) (*mgrv1.RemoveMonitorResponse, error) {
+	if err := mgrmap.ValidateName("id", req.GetId()); err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewAdminServiceClient(c).RemoveMonitor(ctx, req)
+	}
+	members, err := h.s.node.Members()
+	if err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	found := false
+	for _, m := range members {
+		found = found || m.ID == req.GetId()
+	}
+	if !found {
+		return nil, toStatus(h.s.logger, fmt.Errorf("%w: no monitor %q in the quorum", mgrmap.ErrNotFound, req.GetId()))
+	}
+	if len(members) == 1 {
+		return nil, toStatus(h.s.logger, fmt.Errorf("%w: %q is the last monitor; a quorum cannot be emptied", errPrecondition, req.GetId()))
+	}
+	if err := h.s.node.RemoveServer(req.GetId()); err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	h.s.logger.Info("monitor removed from the quorum", "id", req.GetId())
+	return &mgrv1.RemoveMonitorResponse{}, nil
 }

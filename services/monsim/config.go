@@ -3,9 +3,11 @@ package monsim
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/quorum"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/watch"
 )
 
@@ -18,6 +20,15 @@ type Config struct {
 	DataDir string
 	// NodeID names this monitor in the quorum.
 	NodeID string
+	// AdvertiseAddr is the address other monitors and forwarded calls use
+	// to reach this one; empty means the listen address.
+	AdvertiseAddr string
+	// Peers is the quorum's initial membership as id=host:port, the same
+	// list on every member, bootstrapped once. Empty: this monitor alone.
+	Peers []string
+	// Join lists addresses of running members to ask for admission, for a
+	// monitor added to an existing quorum (no bootstrap).
+	Join []string
 	// FSID is the cluster id used at bootstrap; empty makes a random one.
 	// It is ignored once the data dir holds a cluster.
 	FSID string
@@ -72,8 +83,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.DataDir == "":
 		return fmt.Errorf("data dir: required")
-	case c.NodeID == "" || len(c.NodeID) > 64:
-		return fmt.Errorf("node id %q: must be 1 to 64 bytes", c.NodeID)
+	case mgrmap.ValidateName("id", c.NodeID) != nil:
+		return fmt.Errorf("id %q: must be %s", c.NodeID, mgrmap.NameRule)
 	case len(c.FSID) > mgrmap.MaxFSIDLen:
 		return fmt.Errorf("fsid: at most %d bytes", mgrmap.MaxFSIDLen)
 	case c.BeaconPeriod < 10*time.Millisecond || c.BeaconPeriod > time.Minute:
@@ -89,6 +100,12 @@ func (c Config) Validate() error {
 	case c.HistoryLimit < 1 || c.HistoryLimit > mgrmap.MaxHistoryLimit:
 		return fmt.Errorf("history %d: must be between 1 and %d", c.HistoryLimit, mgrmap.MaxHistoryLimit)
 	}
+	if _, err := c.peers(); err != nil {
+		return err
+	}
+	if len(c.Peers) > 0 && len(c.Join) > 0 {
+		return fmt.Errorf("peers and join: give one, not both (peers bootstraps a new quorum, join enters an existing one)")
+	}
 	if err := (watch.Config{MaxLag: c.WatchMaxLag}).Validate(); err != nil {
 		return fmt.Errorf("watch max lag: %w", err)
 	}
@@ -99,3 +116,38 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// peers parses Peers ("id=host:port") and checks this monitor is among them.
+func (c Config) peers() ([]quorum.Peer, error) {
+	if len(c.Peers) == 0 {
+		return nil, nil
+	}
+	if len(c.Peers) > MaxPeers {
+		return nil, fmt.Errorf("peers: %d given, at most %d", len(c.Peers), MaxPeers)
+	}
+	var out []quorum.Peer
+	seen := map[string]bool{}
+	self := false
+	for _, p := range c.Peers {
+		id, addr, ok := strings.Cut(p, "=")
+		if !ok || mgrmap.ValidateName("peer id", id) != nil {
+			return nil, fmt.Errorf("peer %q: must be id=host:port with an id of %s", p, mgrmap.NameRule)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("peer %q: address must be host:port: %v", p, err)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("peer id %q listed twice", id)
+		}
+		seen[id] = true
+		self = self || id == c.NodeID
+		out = append(out, quorum.Peer{ID: id, Addr: addr})
+	}
+	if !self {
+		return nil, fmt.Errorf("peers: this monitor's id %q is not in the list", c.NodeID)
+	}
+	return out, nil
+}
+
+// MaxPeers bounds a quorum: raft clusters beyond seven voters only slow down.
+const MaxPeers = 7

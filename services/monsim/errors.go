@@ -12,6 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// errPrecondition: the request is valid but the quorum's state forbids it.
+var errPrecondition = errors.New("failed precondition")
+
 // toStatus is the one place domain errors become gRPC status codes.
 func toStatus(logger hclog.Logger, err error) error {
 	if err == nil {
@@ -27,7 +30,7 @@ func toStatus(logger hclog.Logger, err error) error {
 		errors.Is(err, watch.ErrTrimmed), errors.Is(err, watch.ErrFuture):
 		code = codes.OutOfRange
 	case errors.Is(err, mgrmap.ErrWrongFSID), errors.Is(err, mgrmap.ErrStaleGID),
-		errors.Is(err, mgrmap.ErrAlwaysOn), errors.Is(err, mgrmap.ErrCannotRun):
+		errors.Is(err, mgrmap.ErrAlwaysOn), errors.Is(err, mgrmap.ErrCannotRun), errors.Is(err, errPrecondition):
 		code = codes.FailedPrecondition
 	case errors.Is(err, mgrmap.ErrNotOwner):
 		code = codes.PermissionDenied

@@ -36,6 +36,12 @@ func (s *Server) propose(ctx context.Context, cmd *mgrv1.Command, always bool) (
 
 // Authenticate implements mgrv1.MonitorServiceServer.
 func (h *monitorHandler) Authenticate(ctx context.Context, req *mgrv1.AuthenticateRequest) (*mgrv1.AuthenticateResponse, error) {
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewMonitorServiceClient(c).Authenticate(ctx, req)
+	}
 	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Authenticate{Authenticate: &mgrv1.AuthenticateOp{
 		Fsid: req.GetFsid(), Name: req.GetName(),
 	}}}, true)
@@ -55,6 +61,12 @@ func (h *monitorHandler) Authenticate(ctx context.Context, req *mgrv1.Authentica
 
 // Beacon implements mgrv1.MonitorServiceServer.
 func (h *monitorHandler) Beacon(ctx context.Context, req *mgrv1.BeaconRequest) (*mgrv1.BeaconResponse, error) {
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewMonitorServiceClient(c).Beacon(ctx, req)
+	}
 	now := time.Now()
 	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Beacon{Beacon: req}}, false)
 	if err != nil {
@@ -72,6 +84,12 @@ func (h *monitorHandler) Beacon(ctx context.Context, req *mgrv1.BeaconRequest) (
 
 // Leave implements mgrv1.MonitorServiceServer.
 func (h *monitorHandler) Leave(ctx context.Context, req *mgrv1.LeaveRequest) (*mgrv1.LeaveResponse, error) {
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewMonitorServiceClient(c).Leave(ctx, req)
+	}
 	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Leave{Leave: &mgrv1.LeaveOp{
 		Fsid: req.GetFsid(), Gid: req.GetGid(), Name: req.GetName(),
 	}}}, false)

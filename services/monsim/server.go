@@ -33,12 +33,16 @@ type Server struct {
 	cfg    Config
 	logger hclog.Logger
 	lis    net.Listener
-	node   *quorum.Node
-	hub    *watch.Hub
-	live   *liveness.Tracker
-	grpc   *grpc.Server
-	enc    *encodeCache
-	health *health.Server
+	mux    *quorum.Mux
+	// advertise is this monitor's address in the quorum.
+	advertise string
+	fwd       *forwarder
+	node      *quorum.Node
+	hub       *watch.Hub
+	live      *liveness.Tracker
+	grpc      *grpc.Server
+	enc       *encodeCache
+	health    *health.Server
 	// leading is true while this monitor is leader and has caught up, so
 	// its liveness view is its own to judge.
 	leading atomic.Bool
@@ -75,28 +79,42 @@ func New(cfg Config, logger hclog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	qc := quorum.DefaultConfig()
-	qc.DataDir, qc.NodeID = cfg.DataDir, cfg.NodeID
-	node, err := quorum.Open(qc, nil, hub.Publish, logger)
-	if err != nil {
-		hub.Close()
-		return nil, err
-	}
-	hist.node.Store(node)
 	lis, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		hub.Close()
-		_ = node.Close()
 		return nil, fmt.Errorf("failed to listen on %s: %w", cfg.Addr, err)
 	}
+	advertise := cfg.AdvertiseAddr
+	if advertise == "" {
+		advertise = lis.Addr().String()
+		if ip := lis.Addr().(*net.TCPAddr).IP; ip.IsUnspecified() {
+			hub.Close()
+			_ = lis.Close()
+			return nil, fmt.Errorf("listening on all addresses (%s): give the address peers should dial with --advertise-addr", cfg.Addr)
+		}
+	}
+	peers, _ := cfg.peers() // validated
+	mux := quorum.NewMux(lis, logger)
+	qc := quorum.DefaultConfig()
+	qc.DataDir, qc.NodeID, qc.Advertise, qc.Peers, qc.Join = cfg.DataDir, cfg.NodeID, advertise, peers, len(cfg.Join) > 0
+	node, err := quorum.Open(qc, mux.Raft(), hub.Publish, logger)
+	if err != nil {
+		hub.Close()
+		_ = lis.Close()
+		return nil, err
+	}
+	hist.node.Store(node)
 	s := &Server{
-		cfg:    cfg,
-		logger: logger,
-		lis:    lis,
-		node:   node,
-		hub:    hub,
-		live:   liveness.New(time.Now()),
-		enc:    newEncodeCache(),
+		cfg:       cfg,
+		logger:    logger,
+		lis:       lis,
+		mux:       mux,
+		advertise: advertise,
+		fwd:       newForwarder(),
+		node:      node,
+		hub:       hub,
+		live:      liveness.New(time.Now()),
+		enc:       newEncodeCache(),
 	}
 	s.crash = newCrashWatch(func(gid uint64) bool { return s.node.State().GetMap().GetActiveGid() == gid }, s.live.Lost)
 	s.grpc, s.health = rpcserver.New(logger.Named("grpc"), rpcserver.Options{
@@ -115,25 +133,33 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 // NOT_SERVING, watchers told to move on, gRPC drained, raft closed.
 func (s *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(s.mux.Serve)
 	g.Go(func() error {
-		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := s.grpc.Serve(s.mux.GRPC()); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("failed to serve: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() error { return s.lead(gctx) })
 	g.Go(func() error { return s.runCrashProbes(gctx) })
+	if len(s.cfg.Join) > 0 {
+		g.Go(func() error { return s.join(gctx) })
+	}
+	var closeErr error
 	g.Go(func() error {
 		<-gctx.Done()
 		s.stopping.Store(true)
 		s.health.Shutdown()
 		s.hub.Close()
 		rpcserver.Stop(s.grpc, stopTimeout)
+		s.fwd.close()
+		closeErr = s.node.Close()
+		_ = s.mux.Close()
 		return nil
 	})
 	err := g.Wait()
-	if cerr := s.node.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("failed to close raft: %w", cerr)
+	if closeErr != nil && err == nil {
+		err = fmt.Errorf("failed to close raft: %w", closeErr)
 	}
 	return err
 }
@@ -162,6 +188,14 @@ func (s *Server) lead(ctx context.Context) error {
 			if !s.leading.Load() {
 				if s.node.IsLeader() {
 					s.becomeLeader(ctx)
+					continue
+				}
+				// A follower serves reads and watches once it has caught up.
+				if s.node.CaughtUp() && s.node.State().GetMap().GetEpoch() != 0 && !s.ready.Load() {
+					s.ready.Store(true)
+					s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+					id, _ := s.node.Leader()
+					s.logger.Info("following", "leader", id, "epoch", s.node.State().GetMap().GetEpoch())
 				}
 				continue
 			}

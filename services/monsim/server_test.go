@@ -42,28 +42,45 @@ type testMonitor struct {
 
 func startMonitor(t *testing.T, cfg Config) *testMonitor {
 	t.Helper()
+	tm := startMonitorAsync(t, cfg)
+	tm.waitReady(t)
+	return tm
+}
+
+// startMonitorAsync starts a monitor without waiting for it to serve.
+func startMonitorAsync(t *testing.T, cfg Config) *testMonitor {
+	t.Helper()
 	srv, err := New(cfg, newTestLogger(t))
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tm := &testMonitor{srv: srv, cancel: cancel, done: make(chan error, 1)}
 	go func() { tm.done <- srv.Run(ctx) }()
 	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
 	}
 	tm.conn = conn
 	tm.mon, tm.admin = mgrv1.NewMonitorServiceClient(conn), mgrv1.NewAdminServiceClient(conn)
 	t.Cleanup(func() { tm.stop(t) })
-	// Wait until it leads and has bootstrapped.
+	return tm
+}
+
+// waitReady waits until the monitor answers reads (leader or caught-up follower).
+func (tm *testMonitor) waitReady(t *testing.T) {
+	t.Helper()
+	if tm == nil {
+		t.FailNow()
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := tm.admin.GetStat(context.Background(), &mgrv1.GetStatRequest{}); err == nil && srv.leading.Load() {
-			return tm
+		if _, err := tm.admin.GetStat(context.Background(), &mgrv1.GetStatRequest{}); err == nil && tm.srv.ready.Load() {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("monitor did not start leading")
+			t.Fatal("monitor did not become ready")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -469,6 +486,19 @@ func TestCrashedActiveIsReplacedAtOnceWhenNothingListens(t *testing.T) {
 			if _, err := ws.Recv(); err != nil {
 				t.Fatal(err)
 			}
+			// x beacons (keeping its lease fresh) until the moment it crashes.
+			xctx, xstop := context.WithCancel(ctx)
+			xdone := make(chan struct{})
+			go func() {
+				defer close(xdone)
+				for xctx.Err() == nil {
+					_, _ = tm.mon.Beacon(xctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "x", Available: true, ServerAddrs: []string{lis.Addr().String()}})
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
+			time.Sleep(100 * time.Millisecond)
+			xstop()
+			<-xdone
 			if !tc.listening {
 				_ = lis.Close()
 			}

@@ -30,6 +30,23 @@ type Mux struct {
 	raft   *chanListener
 	logger hclog.Logger
 	wg     sync.WaitGroup
+	// conns are the raft connections, accepted and dialed: raft does not
+	// close them on shutdown, so the mux does.
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// track remembers a raft connection for Close; it refuses when closed.
+func (m *Mux) track(c net.Conn) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		_ = c.Close()
+		return false
+	}
+	m.conns[c] = struct{}{}
+	return true
 }
 
 // NewMux takes ownership of ln. Serve must run for either side to accept.
@@ -39,6 +56,7 @@ func NewMux(ln net.Listener, logger hclog.Logger) *Mux {
 		grpc:   newChanListener(ln.Addr()),
 		raft:   newChanListener(ln.Addr()),
 		logger: logger.Named("mux"),
+		conns:  map[net.Conn]struct{}{},
 	}
 }
 
@@ -46,7 +64,7 @@ func NewMux(ln net.Listener, logger hclog.Logger) *Mux {
 func (m *Mux) GRPC() net.Listener { return m.grpc }
 
 // Raft is the stream layer of raft's network transport.
-func (m *Mux) Raft() raft.StreamLayer { return &streamLayer{chanListener: m.raft} }
+func (m *Mux) Raft() raft.StreamLayer { return &streamLayer{chanListener: m.raft, mux: m} }
 
 // Serve accepts connections until the listener is closed (by Close).
 func (m *Mux) Serve() error {
@@ -69,8 +87,18 @@ func (m *Mux) Serve() error {
 	}
 }
 
-// Close stops accepting; Serve returns once every routing is done.
-func (m *Mux) Close() error { return m.ln.Close() }
+// Close stops accepting and closes every raft connection; Serve returns
+// once every routing is done.
+func (m *Mux) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	for c := range m.conns {
+		_ = c.Close()
+	}
+	clear(m.conns)
+	m.mu.Unlock()
+	return m.ln.Close()
+}
 
 func (m *Mux) route(conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Now().Add(sniffTimeout))
@@ -79,7 +107,9 @@ func (m *Mux) route(conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Time{})
 	head = head[:n]
 	if err == nil && bytes.Equal(head, raftMagic) {
-		m.raft.deliver(conn)
+		if m.track(conn) {
+			m.raft.deliver(conn)
+		}
 		return
 	}
 	// Anything else (gRPC, or garbage gRPC will refuse) goes to gRPC with
@@ -132,7 +162,10 @@ func (l *chanListener) Close() error { l.close(); return nil }
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // streamLayer dials other monitors' shared ports with the raft magic.
-type streamLayer struct{ *chanListener }
+type streamLayer struct {
+	*chanListener
+	mux *Mux
+}
 
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	conn, err := net.DialTimeout("tcp", string(address), timeout)
@@ -145,5 +178,8 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		return nil, fmt.Errorf("failed to open raft stream to %s: %w", address, err)
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
+	if !s.mux.track(conn) {
+		return nil, net.ErrClosed
+	}
 	return conn, nil
 }

@@ -1,0 +1,131 @@
+package monsim
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// freeAddrs reserves n loopback addresses (listen, note, close).
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l.Addr().String())
+		_ = l.Close()
+	}
+	return out
+}
+
+// startQuorum starts three monitors with the same peers list and waits
+// until every one is ready.
+func startQuorum(t *testing.T) ([]*testMonitor, []Config) {
+	t.Helper()
+	addrs := freeAddrs(t, 3)
+	var peers []string
+	for i, a := range addrs {
+		peers = append(peers, fmt.Sprintf("m%d=%s", i+1, a))
+	}
+	var cfgs []Config
+	for i, a := range addrs {
+		cfg := testConfig(t)
+		cfg.Addr, cfg.NodeID, cfg.Peers = a, fmt.Sprintf("m%d", i+1), peers
+		cfg.Tick = 50 * time.Millisecond
+		cfgs = append(cfgs, cfg)
+	}
+	mons := make([]*testMonitor, 3)
+	done := make(chan struct{})
+	for i := range cfgs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			mons[i] = startMonitorAsync(t, cfgs[i])
+		}()
+	}
+	for range cfgs {
+		<-done
+	}
+	for _, m := range mons {
+		m.waitReady(t)
+	}
+	return mons, cfgs
+}
+
+func TestQuorumServesFromAnyMonitorAndSurvivesLeaderLoss(t *testing.T) {
+	mons, _ := startQuorum(t)
+	ctx := context.Background()
+	leader := -1
+	for i, m := range mons {
+		if m.srv.leading.Load() {
+			leader = i
+		}
+	}
+	if leader < 0 {
+		t.Fatal("no leader")
+	}
+	follower := mons[(leader+1)%3]
+	// Writes through a follower are forwarded to the leader.
+	x := follower.join(t, "x")
+	y := follower.join(t, "y")
+	st, err := follower.admin.GetQuorumStatus(ctx, &mgrv1.GetQuorumStatusRequest{})
+	if err != nil || len(st.GetMembers()) != 3 || st.GetLeaderId() != mons[leader].srv.node.ID() {
+		t.Fatalf("quorum status %v %v", st, err)
+	}
+	// Every monitor serves the same map once it has applied it.
+	want := mons[leader].current(t)
+	for i, m := range mons {
+		waitEpoch(t, m, want.GetEpoch())
+		got, err := m.admin.GetMap(ctx, &mgrv1.GetMapRequest{Epoch: want.GetEpoch()})
+		if err != nil || !proto.Equal(got.GetMap(), want) {
+			t.Fatalf("monitor %d has a different map at epoch %d: %v %v", i, want.GetEpoch(), got, err)
+		}
+	}
+	// Lose the leader: another is elected; epochs and gids go on.
+	mons[leader].stop(t)
+	var alive []*testMonitor
+	for i, m := range mons {
+		if i != leader {
+			alive = append(alive, m)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var z uint64
+	for z == 0 && time.Now().Before(deadline) {
+		a, err := alive[0].mon.Authenticate(ctx, &mgrv1.AuthenticateRequest{Name: "z"})
+		if err == nil {
+			z = a.GetGid()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if z <= y || z <= x {
+		t.Fatalf("gid %d after leader loss (earlier %d, %d)", z, x, y)
+	}
+	if got := alive[1].current(t); got.GetEpoch() < want.GetEpoch() || got.GetFsid() != want.GetFsid() {
+		t.Fatalf("after leader loss: %v, before %v", got, want)
+	}
+	// Rule 7: the new leader gives everyone a full grace, so x stays active.
+	if got := alive[0].current(t); got.GetActiveGid() != x {
+		t.Fatalf("active changed on leader loss: %v", got)
+	}
+}
+
+func waitEpoch(t *testing.T, m *testMonitor, epoch uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if r, err := m.admin.GetStat(context.Background(), &mgrv1.GetStatRequest{}); err == nil && r.GetEpoch() >= epoch {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("monitor never reached epoch %d", epoch)
+}
