@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/mgrplane/mgrplane/internal/cli"
@@ -36,6 +37,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "gRPC listen address")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the raft log and snapshots")
 	fs.StringVar(&cfg.NodeID, "id", cfg.NodeID, "this monitor's id in the quorum")
+	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", cfg.AdvertiseAddr, "address other monitors use to reach this one (default: the listen address)")
+	fs.Func("peers", "initial quorum, the same on every member: id=host:port,... (bootstrapped once; empty: this monitor alone)", func(v string) error {
+		cfg.Peers = splitList(v)
+		return nil
+	})
+	fs.Func("join", "addresses of running members to ask for admission (host:port,...), for a monitor added to an existing quorum", func(v string) error {
+		cfg.Join = splitList(v)
+		return nil
+	})
 	fs.StringVar(&cfg.FSID, "fsid", cfg.FSID, "cluster id to create at bootstrap (random when empty; ignored afterwards)")
 	fs.DurationVar(&cfg.BeaconPeriod, "beacon-period", cfg.BeaconPeriod, "how often managers beacon")
 	fs.DurationVar(&cfg.Grace, "grace", cfg.Grace, "how long a manager may be silent before it is dropped")
@@ -77,4 +87,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
