@@ -44,6 +44,9 @@ func BenchmarkBeacon(b *testing.B) {
 	// long the run (a drop would change the map under the benchmark).
 	cfg.Grace = 10 * time.Minute
 	tm := startBenchMonitor(b, cfg)
+	if tm == nil {
+		b.FailNow()
+	}
 	health := healthpb.NewHealthClient(tm.conn)
 	ctx := context.Background()
 	benchJoin(b, tm, "x") // the active
@@ -182,12 +185,13 @@ func benchConfig(b *testing.B) Config {
 // errors, so that the per-call debug lines and raft's start-up warning
 // neither flood the benchmark output (always printed) nor cost more than
 // they do at the default level (info).
-func startBenchMonitor(b *testing.B, cfg Config) *testMonitor {
+func startBenchMonitor(b testing.TB, cfg Config) *testMonitor {
 	b.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Name: "monsim", Output: testWriter{b}, Level: hclog.Error})
 	srv, err := New(cfg, logger)
 	if err != nil {
-		b.Fatal(err)
+		b.Error(err)
+		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tm := &testMonitor{srv: srv, cancel: cancel, done: make(chan error, 1)}
@@ -203,17 +207,19 @@ func startBenchMonitor(b *testing.B, cfg Config) *testMonitor {
 	})
 	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		b.Fatal(err)
+		b.Error(err)
+		return nil
 	}
 	tm.conn = conn
 	tm.mon, tm.admin = mgrv1.NewMonitorServiceClient(conn), mgrv1.NewAdminServiceClient(conn)
 	deadline := time.Now().Add(benchStartTimeout)
 	for {
-		if _, err := tm.admin.GetStat(ctx, &mgrv1.GetStatRequest{}); err == nil && srv.leading.Load() {
+		if _, err := tm.admin.GetStat(ctx, &mgrv1.GetStatRequest{}); err == nil && srv.ready.Load() {
 			return tm
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("monitor did not start leading within %v", benchStartTimeout)
+			b.Errorf("monitor did not become ready within %v", benchStartTimeout)
+			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // freeAddrs reserves n loopback addresses (listen, note, close).
-func freeAddrs(t *testing.T, n int) []string {
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var out []string
 	for range n {
