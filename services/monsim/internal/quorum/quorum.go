@@ -51,6 +51,10 @@ type Config struct {
 	TrailingLogs uint64
 	// RetainSnapshots is how many snapshots are kept on disk.
 	RetainSnapshots int
+	// WALSegmentSize is the size of one raft-wal segment file; 0 keeps
+	// raft-wal's default (64 MiB). Segments wholly behind a snapshot are
+	// deleted, so the log on disk stays within a few segments.
+	WALSegmentSize int
 	// Advertise is this monitor's address as its peers dial it.
 	Advertise string
 	// Peers is the initial membership, bootstrapped once when the data dir
@@ -126,7 +130,8 @@ func Open(cfg Config, stream raft.StreamLayer, onMap func(*mgrv1.MgrMap), logger
 	// raft-wal's Close leaves its meta store open (and its file locked), so
 	// the node owns the meta store and closes it after the WAL.
 	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta))
+	segSize := wal.WithSegmentSize(cmp.Or(cfg.WALSegmentSize, wal.DefaultSegmentSize))
+	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta), segSize)
 	if err != nil {
 		_ = meta.Close()
 		return nil, fmt.Errorf("failed to open wal in %s: %w", walDir, err)

@@ -3,6 +3,9 @@ package quorum
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -191,5 +194,78 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("got %v, want mention of %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// dirSize sums the sizes of the files under dir.
+func dirSize(t *testing.T, dir string) (int64, int) {
+	t.Helper()
+	var total int64
+	files := 0
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		total += info.Size()
+		files++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total, files
+}
+
+func TestSnapshotsKeepTheDataDirBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes thousands of log entries")
+	}
+	cfg := testConfig(t)
+	cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 256, 64, 100*time.Millisecond
+	cfg.WALSegmentSize = 64 << 10
+	n := openLeader(t, cfg, &recorder{})
+	ctx := context.Background()
+	if _, err := n.Apply(ctx, bootstrapCmd()); err != nil {
+		t.Fatal(err)
+	}
+	gid := join(t, n, "x")
+	// Every second beacon changes the metadata digest, so each is one log
+	// entry and one new epoch.
+	sizeAt := map[int]int64{}
+	const entries = 4000
+	for i := range entries {
+		md := map[string]string{"flip": strconv.Itoa(i % 2), "pad": strings.Repeat("p", 200)}
+		if _, err := n.Apply(ctx, &mgrv1.Command{Op: &mgrv1.Command_Beacon{Beacon: &mgrv1.BeaconRequest{Fsid: "f-1", Gid: gid, Name: "x", Metadata: md}}}); err != nil {
+			t.Fatal(err)
+		}
+		if i == entries/2 || i == entries-1 {
+			if err := n.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+			sizeAt[i], _ = dirSize(t, filepath.Join(cfg.DataDir, "wal"))
+		}
+	}
+	half, end := sizeAt[entries/2], sizeAt[entries-1]
+	t.Logf("wal size after %d entries: %d bytes; after %d: %d bytes", entries/2, half, entries, end)
+	// Twice the entries, not twice the bytes: compaction drops what the
+	// snapshots cover.
+	if end > half+2*int64(cfg.WALSegmentSize) {
+		t.Fatalf("wal grew from %d to %d bytes over %d more entries", half, end, entries/2)
+	}
+	before := n.State()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n2 := openLeader(t, cfg, &recorder{})
+	defer n2.Close()
+	if !proto.Equal(before, n2.State()) {
+		t.Fatal("state restored from snapshot plus log differs")
+	}
+	if got := n2.State().GetMap().GetEpoch(); got != before.GetMap().GetEpoch() || len(n2.State().GetHistory()) != len(before.GetHistory()) {
+		t.Fatalf("restored epoch %d with %d kept maps", got, len(n2.State().GetHistory()))
 	}
 }
