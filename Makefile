@@ -6,8 +6,10 @@ RUN_DIR ?= .run
 BENCHTIME ?= 1s
 # Seconds each fuzz target runs in `make fuzz`.
 FUZZTIME ?= 20s
+# Rounds of random faults in `make chaos`.
+ROUNDS ?= 20
 
-.PHONY: all build run test test-short e2e bench fuzz generate lint check-generated fmt vet clean
+.PHONY: all build run test test-short e2e bench chaos fuzz generate lint check-generated fmt vet clean
 
 all: build
 
@@ -31,6 +33,12 @@ e2e:
 ## bench: the benchmarks, each printed beside its baseline measured in the same run.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./services/monsim/... ./test/bench/
+	$(GO) run ./cmd/chaos --quiet --rounds 10 --seed 2 --out artifacts/chaos-bench && $(GO) run ./cmd/chaos --quiet --ceph --rounds 5 --seed 2 --faults sigterm,fail,kill9,restart,sigstop --out artifacts/chaos-bench-ceph
+
+## chaos: ROUNDS rounds of random faults on a local cluster of real processes;
+## fails on any overlap (artifacts/chaos: timeline.svg, report.json, logs).
+chaos:
+	$(GO) run ./cmd/chaos --rounds $(ROUNDS)
 
 ## fuzz: run each fuzz target for FUZZTIME.
 fuzz:

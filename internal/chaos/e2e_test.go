@@ -1,0 +1,84 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRunRealCluster runs the harness on the real programs for a few rounds
+// of the faults every build must survive without an overlap.
+func TestRunRealCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bins, err := BuildBinaries(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Rounds = 5
+	cfg.Seed = 4 // draws each of the three faults
+	cfg.Faults = []FaultKind{SigTerm, Fail, Kill9}
+	cfg.BeaconPeriod = 100 * time.Millisecond
+	// monsim wants fence ≥ beacon + 500 ms and grace > fence + beacon +
+	// 500 ms; the fence timeout is passed only when monsim has the flag.
+	cfg.Grace = 1500 * time.Millisecond
+	cfg.Tick = 100 * time.Millisecond
+	cfg.FenceTimeout = 700 * time.Millisecond
+	cfg.Dir = t.TempDir()
+	var progress bytes.Buffer
+	r, err := New(cfg, bins, newTestLogger(t), &progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(ctx)
+	t.Logf("progress:\n%s", progress.String())
+	if err != nil {
+		t.Fatalf("run failed: %v", err)
+	}
+	rep := res.Report
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	if len(rep.Failovers) != cfg.Rounds {
+		t.Fatalf("%d rounds measured, want %d", len(rep.Failovers), cfg.Rounds)
+	}
+	for _, o := range rep.Overlaps {
+		t.Errorf("overlap: %s", o.Describe(rep.Start))
+	}
+	drawn := map[FaultKind]bool{}
+	for _, f := range rep.Failovers {
+		drawn[f.Kind] = true
+		if f.TimedOut {
+			t.Errorf("round %d (%s on %s): no new active", f.Round, f.Kind, f.Target)
+			continue
+		}
+		if f.New.GID == f.TargetGID && f.New.ActiveEpoch == f.OldEpoch {
+			t.Errorf("round %d: the new active is the old term %+v", f.Round, f.New)
+		}
+	}
+	for _, k := range cfg.Faults {
+		if !drawn[k] {
+			t.Errorf("seed %d drew no %s: pick a seed that draws every fault", cfg.Seed, k)
+		}
+	}
+	if err := rep.Verdict(); err != nil {
+		t.Errorf("verdict: %v", err)
+	}
+	if rep.Answers == 0 || rep.Maps == 0 {
+		t.Errorf("%d answers and %d maps recorded, want some of each", rep.Answers, rep.Maps)
+	}
+	var svg bytes.Buffer
+	if err := WriteSVG(&svg, res.Timeline); err != nil {
+		t.Fatal(err)
+	}
+	if counts, _ := svgCounts(t, svg.Bytes()); counts["line"] < cfg.Rounds {
+		t.Errorf("the timeline has %d lines, want one per fault at least", counts["line"])
+	}
+}
