@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"bytes"
 	"context"
 	"testing"
@@ -31,7 +32,7 @@ func TestRunRealCluster(t *testing.T) {
 	cfg.FenceTimeout = 700 * time.Millisecond
 	cfg.Dir = t.TempDir()
 	var progress bytes.Buffer
-	r, err := New(cfg, bins, newTestLogger(t), &progress)
+	r, err := New(cfg, bins, testlog.New(t), &progress)
 	if err != nil {
 		t.Fatal(err)
 	}

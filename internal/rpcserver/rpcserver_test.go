@@ -1,6 +1,7 @@
 package rpcserver
 
 import (
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"context"
 	"net"
 	"strings"
@@ -20,12 +21,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // panicky is a manager service whose GetStatus panics, to prove recovery.
 type panicky struct {
@@ -37,7 +32,7 @@ func (panicky) GetStatus(context.Context, *mgrv1.GetStatusRequest) (*mgrv1.GetSt
 }
 
 func TestServerHasHealthReflectionAndRecovery(t *testing.T) {
-	logger := hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
+	logger := hclog.New(&hclog.LoggerOptions{Output: testlog.Writer(t), Level: hclog.Debug})
 	var gated int
 	gate := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		gated++

@@ -1,6 +1,7 @@
 package monsim
 
 import (
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"context"
 	"testing"
 	"time"
@@ -187,7 +188,7 @@ func benchConfig(b *testing.B) Config {
 // they do at the default level (info).
 func startBenchMonitor(b testing.TB, cfg Config) *testMonitor {
 	b.Helper()
-	logger := hclog.New(&hclog.LoggerOptions{Name: "monsim", Output: testWriter{b}, Level: hclog.Error})
+	logger := hclog.New(&hclog.LoggerOptions{Name: "monsim", Output: testlog.Writer(b), Level: hclog.Error})
 	srv, err := New(cfg, logger)
 	if err != nil {
 		b.Error(err)

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/testlog"
+
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -18,17 +19,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func newTestLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "monsim", Output: testWriter{t}, Level: hclog.Debug})
-}
 
 // testMonitor is one in-process monitor on a loopback port.
 type testMonitor struct {
@@ -50,7 +40,7 @@ func startMonitor(t *testing.T, cfg Config) *testMonitor {
 // startMonitorAsync starts a monitor without waiting for it to serve.
 func startMonitorAsync(t *testing.T, cfg Config) *testMonitor {
 	t.Helper()
-	srv, err := New(cfg, newTestLogger(t))
+	srv, err := New(cfg, testlog.New(t))
 	if err != nil {
 		t.Error(err)
 		return nil

@@ -3,11 +3,11 @@ package standby
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/testlog"
+
 	"go.uber.org/goleak"
 
 	"github.com/mgrplane/mgrplane/services/standby/internal/montest"
@@ -15,17 +15,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func newTestLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: testWriter{t}, Level: hclog.Debug})
 }
 
 // testConfig is a config for a manager named name against the fake, with
@@ -39,7 +28,7 @@ func testConfig(t testing.TB, mon *montest.Monitor, name string) Config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.ReconnectMin = 5 * time.Millisecond
 	cfg.ReconnectMax = 50 * time.Millisecond
-	cfg.Logger = newTestLogger(t)
+	cfg.Logger = testlog.New(t)
 	return cfg
 }
 

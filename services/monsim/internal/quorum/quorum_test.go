@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/testlog"
+
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
 	"go.uber.org/goleak"
@@ -19,17 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func newTestLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Info})
-}
 
 // recorder keeps every map handed to onMap.
 type recorder struct {
@@ -55,7 +45,7 @@ func (r *recorder) epochs() []uint64 {
 
 func openLeader(t *testing.T, cfg Config, rec *recorder) *Node {
 	t.Helper()
-	n, err := Open(cfg, nil, rec.onMap, newTestLogger(t))
+	n, err := Open(cfg, nil, rec.onMap, testlog.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,11 @@ package watch
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/testlog"
+
 	"go.uber.org/goleak"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
@@ -14,19 +14,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func newTestLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: testWriter{t}, Level: hclog.Debug})
 }
 
 // fakeHistory keeps the last keep recorded maps in memory.
@@ -107,7 +94,7 @@ func newTestHub(t testing.TB, maxLag, keep int) *monitor {
 	hist := newFakeHistory(keep)
 	cfg := DefaultConfig()
 	cfg.MaxLag = maxLag
-	hub, err := New(cfg, hist, newTestLogger(t))
+	hub, err := New(cfg, hist, testlog.New(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

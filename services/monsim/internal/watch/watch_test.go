@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"context"
 	"errors"
 	"fmt"
@@ -112,7 +113,7 @@ func TestNew(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			logger := newTestLogger(t)
+			logger := testlog.New(t)
 			if tc.noLog {
 				logger = nil
 			}
@@ -214,7 +215,7 @@ func TestSubscribeHistoryErrors(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			hist := &stubHistory{maps: tc.maps, err: tc.err}
-			h, err := New(Config{MaxLag: 2}, hist, newTestLogger(t))
+			h, err := New(Config{MaxLag: 2}, hist, testlog.New(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,12 +2,12 @@ package beacon
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/testlog"
+
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,17 +17,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func newTestLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
 }
 
 // fakeSender answers from a function and records the requests.
@@ -76,7 +65,7 @@ func TestKickSendsTheLatestReport(t *testing.T) {
 	}}
 	mods := []*mgrv1.ModuleInfo{{Name: "status", CanRun: true}}
 	// A period far beyond the test: only kicks send.
-	b := New(snd, time.Hour, func() []*mgrv1.ModuleInfo { return mods }, newTestLogger(t))
+	b := New(snd, time.Hour, func() []*mgrv1.ModuleInfo { return mods }, testlog.New(t))
 	results := run(t, b)
 
 	// A report without a gid is never sent.
@@ -116,7 +105,7 @@ func TestSlowMonitorTimesOut(t *testing.T) {
 		<-ctx.Done()
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}}
-	b := New(snd, 10*time.Millisecond, func() []*mgrv1.ModuleInfo { return nil }, newTestLogger(t))
+	b := New(snd, 10*time.Millisecond, func() []*mgrv1.ModuleInfo { return nil }, testlog.New(t))
 	results := run(t, b)
 	b.Set(&mgrv1.BeaconRequest{Gid: 1})
 	if r := next(t, results); status.Code(r.Err) != codes.DeadlineExceeded {

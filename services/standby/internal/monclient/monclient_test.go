@@ -5,11 +5,11 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/testlog"
+
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,17 +20,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func newTestLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
 }
 
 // deadAddr is a loopback address nothing listens on.
@@ -46,7 +35,7 @@ func deadAddr(t *testing.T) string {
 
 func TestMovesToTheNextMonitor(t *testing.T) {
 	mon := montest.Start(t)
-	c, err := New([]string{deadAddr(t), mon.Addr()}, newTestLogger(t))
+	c, err := New([]string{deadAddr(t), mon.Addr()}, testlog.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +81,7 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestNewWithoutAddress(t *testing.T) {
-	if _, err := New(nil, newTestLogger(t)); err == nil {
+	if _, err := New(nil, testlog.New(t)); err == nil {
 		t.Fatal("New accepted no address")
 	}
 }

@@ -2,12 +2,12 @@ package role
 
 import (
 	"context"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/testlog"
+
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,17 +23,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func newTestLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
 }
 
 // refusingMonitor answers every Authenticate with authErr.
@@ -68,7 +57,7 @@ func testRole(t *testing.T) *Role {
 		Name: "x", BeaconPeriod: 10 * time.Millisecond, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		AdvertiseGRPC: "127.0.0.1", AdvertiseHTTP: "127.0.0.1", ReconnectMin: time.Millisecond, ReconnectMax: 5 * time.Millisecond,
 		DrainTimeout: 100 * time.Millisecond, LeaveTimeout: time.Second,
-	}, nil, newTestLogger(t))
+	}, nil, testlog.New(t))
 }
 
 func TestAuthenticate(t *testing.T) {
@@ -191,7 +180,7 @@ func TestGrant(t *testing.T) {
 			if tc.before > 0 {
 				lease.Extend(now, tc.before)
 			}
-			srv, err := server.New(server.Config{Lease: lease, ActiveEpoch: 5}, nil, newTestLogger(t))
+			srv, err := server.New(server.Config{Lease: lease, ActiveEpoch: 5}, nil, testlog.New(t))
 			if err != nil {
 				t.Fatal(err)
 			}

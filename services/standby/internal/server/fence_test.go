@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"context"
 	"io"
 	"net/http"
@@ -99,7 +100,7 @@ func TestGateChecksTheLeaseFirst(t *testing.T) {
 				tc.lease(cfg.Lease, clock.Now())
 			}
 			mod := &testModule{name: "alpha"}
-			s, err := New(cfg, []Module{mod}, newTestLogger(t))
+			s, err := New(cfg, []Module{mod}, testlog.New(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/testlog"
+
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -27,17 +28,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func newTestLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
 }
 
 // testModule serves GET /<name>/slow (which blocks until the request ends)
@@ -92,7 +82,7 @@ func startServerWith(t *testing.T, cfg Config, mods ...Module) *Server {
 		ActiveEpoch:    42,
 		DrainTimeout:   100 * time.Millisecond,
 		ModuleStopWarn: time.Second,
-	}, mods, newTestLogger(t))
+	}, mods, testlog.New(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -199,11 +189,11 @@ func TestModuleStoppingByItself(t *testing.T) {
 
 func TestRegisterPanicIsAnError(t *testing.T) {
 	bad := &testModule{name: "bad", register: func(r *Registrar) { r.HandleHTTP("not a pattern {", http.NotFoundHandler()) }}
-	_, err := New(Config{}, []Module{bad}, newTestLogger(t))
+	_, err := New(Config{}, []Module{bad}, testlog.New(t))
 	if err == nil || !strings.Contains(err.Error(), `module "bad" failed to register`) {
 		t.Fatalf("New = %v, want a register error", err)
 	}
-	if _, err := New(Config{}, []Module{&testModule{name: "a"}, &testModule{name: "a"}}, newTestLogger(t)); err == nil {
+	if _, err := New(Config{}, []Module{&testModule{name: "a"}, &testModule{name: "a"}}, testlog.New(t)); err == nil {
 		t.Fatal("New accepted a module twice")
 	}
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/testlog"
+
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,17 +21,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func newTestLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
 }
 
 // script is one WatchMap call's outcome: an error at open, or maps then an
@@ -104,7 +93,7 @@ func TestRunResumes(t *testing.T) {
 		{epochs: []uint64{2, 9}, end: status.Error(codes.ResourceExhausted, "too slow")},
 		{epochs: []uint64{10}},
 	}}
-	w := New(src, fixedIdentity(3, "x"), time.Millisecond, 2*time.Millisecond, newTestLogger(t))
+	w := New(src, fixedIdentity(3, "x"), time.Millisecond, 2*time.Millisecond, testlog.New(t))
 	out := make(chan *mgrv1.MgrMap)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -143,7 +132,7 @@ func TestRunResumes(t *testing.T) {
 
 func TestRunReturnsOnCancelWhileBlockedOnOut(t *testing.T) {
 	src := &fakeStreamer{scripts: []script{{epochs: []uint64{1}}}}
-	w := New(src, fixedIdentity(3, "x"), time.Millisecond, time.Millisecond, newTestLogger(t))
+	w := New(src, fixedIdentity(3, "x"), time.Millisecond, time.Millisecond, testlog.New(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx, make(chan *mgrv1.MgrMap)) }()
@@ -171,7 +160,7 @@ func TestReopenCarriesTheNewIdentity(t *testing.T) {
 	}
 	// A backoff far beyond the test: only Reopen may open the second
 	// stream in time.
-	w := New(src, ident, time.Hour, time.Hour, newTestLogger(t))
+	w := New(src, ident, time.Hour, time.Hour, testlog.New(t))
 	out := make(chan *mgrv1.MgrMap)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
