@@ -1,9 +1,9 @@
 package chaos
 
 import (
-	"github.com/mgrplane/mgrplane/internal/testlog"
 	"bytes"
 	"context"
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"testing"
 	"time"
 )

@@ -1,8 +1,8 @@
 package rpcserver
 
 import (
-	"github.com/mgrplane/mgrplane/internal/testlog"
 	"context"
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"net"
 	"strings"
 	"testing"
@@ -20,7 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
 
 // panicky is a manager service whose GetStatus panics, to prove recovery.
 type panicky struct {

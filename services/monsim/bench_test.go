@@ -1,8 +1,8 @@
 package monsim
 
 import (
-	"github.com/mgrplane/mgrplane/internal/testlog"
 	"context"
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"testing"
 	"time"
 

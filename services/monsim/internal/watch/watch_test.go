@@ -1,10 +1,10 @@
 package watch
 
 import (
-	"github.com/mgrplane/mgrplane/internal/testlog"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"math/rand/v2"
 	"runtime"
 	"strings"

@@ -1,8 +1,8 @@
 package server
 
 import (
-	"github.com/mgrplane/mgrplane/internal/testlog"
 	"context"
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"io"
 	"net/http"
 	"net/http/httptest"
