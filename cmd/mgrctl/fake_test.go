@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,6 +53,9 @@ type fake struct {
 	// watchSteps scripts the WatchMap calls in order; calls past the script
 	// send every map after since_epoch and then wait for the caller to leave.
 	watchSteps []watchStep
+	// quorum is the raft view GetQuorumStatus answers (members in raft's
+	// order, not sorted); AddMonitor and RemoveMonitor change its members.
+	quorum *mgrv1.GetQuorumStatusResponse
 }
 
 // baseTime is when the canned cluster was made.
@@ -65,6 +69,20 @@ func newFake(t *testing.T) *fake {
 		maps:     cannedMaps(),
 		metadata: cannedMetadata(),
 		errs:     map[string]error{},
+		quorum:   cannedQuorum(),
+	}
+}
+
+// cannedQuorum is three monitors, b leading, answered by c; raft lists them
+// in the order they joined, not by id.
+func cannedQuorum() *mgrv1.GetQuorumStatusResponse {
+	return &mgrv1.GetQuorumStatusResponse{
+		Members: []*mgrv1.QuorumMember{
+			{Id: "mon-c", Address: "10.0.0.13:6789", Voter: true},
+			{Id: "mon-a", Address: "10.0.0.11:6789", Voter: true},
+			{Id: "mon-b", Address: "10.0.0.12:6789", Voter: true, Leader: true},
+		},
+		LeaderId: "mon-b", Term: 7, CommitIndex: 120, AppliedIndex: 118, AnsweredBy: "mon-c", Epoch: 4,
 	}
 }
 
@@ -342,6 +360,65 @@ func (a *fakeAdmin) GetVersions(ctx context.Context, _ *mgrv1.GetVersionsRequest
 		return nil, err
 	}
 	return &mgrv1.GetVersionsResponse{Versions: a.count(m, "mgrplane_version")}, nil
+}
+
+func (a *fakeAdmin) GetQuorumStatus(ctx context.Context, _ *mgrv1.GetQuorumStatusRequest) (*mgrv1.GetQuorumStatusResponse, error) {
+	if _, err := a.f.begin(ctx, "GetQuorumStatus", ""); err != nil {
+		return nil, err
+	}
+	a.f.mu.Lock()
+	defer a.f.mu.Unlock()
+	return proto.CloneOf(a.f.quorum), nil
+}
+
+func (a *fakeAdmin) AddMonitor(ctx context.Context, req *mgrv1.AddMonitorRequest) (*mgrv1.AddMonitorResponse, error) {
+	if _, err := a.f.begin(ctx, "AddMonitor", req.GetId()+" "+req.GetAddress()); err != nil {
+		return nil, err
+	}
+	if req.GetId() == "" || strings.ContainsAny(req.GetId(), " /:") {
+		return nil, status.Errorf(codes.InvalidArgument, "id %q: must be 1 to 64 of [A-Za-z0-9_.-]", req.GetId())
+	}
+	a.f.mu.Lock()
+	defer a.f.mu.Unlock()
+	for _, m := range a.f.quorum.GetMembers() {
+		if m.GetId() == req.GetId() {
+			return &mgrv1.AddMonitorResponse{}, nil // raft: adding a member again changes nothing
+		}
+	}
+	if len(a.f.quorum.GetMembers()) >= 5 {
+		return nil, status.Errorf(codes.InvalidArgument, "the quorum has %d monitors, at most 5", len(a.f.quorum.GetMembers()))
+	}
+	a.f.quorum.Members = append(a.f.quorum.Members, &mgrv1.QuorumMember{Id: req.GetId(), Address: req.GetAddress(), Voter: true})
+	return &mgrv1.AddMonitorResponse{}, nil
+}
+
+func (a *fakeAdmin) RemoveMonitor(ctx context.Context, req *mgrv1.RemoveMonitorRequest) (*mgrv1.RemoveMonitorResponse, error) {
+	if _, err := a.f.begin(ctx, "RemoveMonitor", req.GetId()); err != nil {
+		return nil, err
+	}
+	a.f.mu.Lock()
+	defer a.f.mu.Unlock()
+	members := a.f.quorum.GetMembers()
+	i := slices.IndexFunc(members, func(m *mgrv1.QuorumMember) bool { return m.GetId() == req.GetId() })
+	switch {
+	case i < 0:
+		return nil, status.Errorf(codes.NotFound, "no monitor %q in the quorum", req.GetId())
+	case len(members) == 1:
+		return nil, status.Errorf(codes.FailedPrecondition, "%q is the last monitor; a quorum cannot be emptied", req.GetId())
+	}
+	a.f.quorum.Members = slices.Delete(slices.Clone(members), i, i+1)
+	return &mgrv1.RemoveMonitorResponse{}, nil
+}
+
+// memberIDs lists the ids of the fake's quorum, in raft's order.
+func (f *fake) memberIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for _, m := range f.quorum.GetMembers() {
+		ids = append(ids, m.GetId()+"="+m.GetAddress())
+	}
+	return ids
 }
 
 // fakeMonitor serves MonitorService.WatchMap from a fake.

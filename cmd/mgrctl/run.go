@@ -86,6 +86,9 @@ func commands() []command {
 		{"unset down", "", "Clear the down flag.", runUnsetDown},
 		{"watch", "[--since EPOCH] [--count N]", "Print every map as it is made, until interrupted.", runWatch},
 		{"history", "[--since EPOCH] [--limit N]", "List the kept epochs with their time and cause.", runHistory},
+		{"quorum status", "", "Show the monitors of the quorum, its leader, term and indexes.", runQuorumStatus},
+		{"quorum add", "ID ADDR", "Add the monitor ID serving at ADDR (host:port) to the quorum.", runQuorumAdd},
+		{"quorum remove", "ID", "Remove the monitor ID from the quorum.", runQuorumRemove},
 		{"help", "", "Show this text.", nil},
 	}
 }
@@ -94,7 +97,7 @@ func commands() []command {
 func usageText() string {
 	var b strings.Builder
 	b.WriteString("Usage: mgrctl [flags] COMMAND [command flags] [arguments]\n\n")
-	b.WriteString("mgrctl reads and changes the manager map held by the monitor, like `ceph mgr ...`.\n\n")
+	b.WriteString("mgrctl reads and changes the manager map held by the monitors, like `ceph mgr ...`,\nand the membership of their quorum.\n\n")
 	b.WriteString("Commands:\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, c := range commands() {

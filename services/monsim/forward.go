@@ -68,7 +68,7 @@ func (s *Server) leaderConn() (*grpc.ClientConn, error) {
 }
 
 // join asks the members in cfg.Join to add this monitor, until one does or
-// this monitor is already a voter.
+// this monitor is already a voter; then it stops for good.
 func (s *Server) join(ctx context.Context) error {
 	backoff := 200 * time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -84,7 +84,10 @@ func (s *Server) join(ctx context.Context) error {
 		if err := s.askToJoin(ctx, addr); err != nil {
 			s.logger.Warn("join request failed; retrying", "member", addr, "error", err)
 		} else {
+			// Admitted once: never ask again, or a later `quorum remove`
+			// would be undone by this loop.
 			s.logger.Info("admitted to the quorum", "by", addr)
+			return nil
 		}
 		select {
 		case <-ctx.Done():

@@ -3,8 +3,8 @@
 // way every change is a log entry applied by the same FSM, so a single
 // monitor and a cluster share one code path.
 //
-// Storage: hashicorp/raft-wal as the log and stable store, and raft's file
-// snapshot store; a snapshot holds the whole mgrv1.State (map, history,
+// Storage: bbolt (raft-boltdb/v2) as the log and stable store, and raft's
+// file snapshot store; a snapshot holds the whole mgrv1.State (map, history,
 // next gid, metadata), so gids and epochs survive any restart.
 package quorum
 
@@ -19,8 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
 	"google.golang.org/protobuf/proto"
@@ -37,7 +36,7 @@ var (
 
 // Config tunes the replicated store.
 type Config struct {
-	// DataDir holds the WAL and snapshots; created when missing.
+	// DataDir holds the raft log (raft.db) and snapshots; created when missing.
 	DataDir string
 	// NodeID names this monitor in the raft configuration.
 	NodeID string
@@ -51,10 +50,6 @@ type Config struct {
 	TrailingLogs uint64
 	// RetainSnapshots is how many snapshots are kept on disk.
 	RetainSnapshots int
-	// WALSegmentSize is the size of one raft-wal segment file; 0 keeps
-	// raft-wal's default (64 MiB). Segments wholly behind a snapshot are
-	// deleted, so the log on disk stays within a few segments.
-	WALSegmentSize int
 	// Advertise is this monitor's address as its peers dial it.
 	Advertise string
 	// Peers is the initial membership, bootstrapped once when the data dir
@@ -106,8 +101,7 @@ type Node struct {
 	cfg    Config
 	raft   *raft.Raft
 	fsm    *fsm
-	wal    *wal.WAL
-	meta   *metadb.BoltMetaDB
+	store  *raftboltdb.BoltStore
 	trans  raft.Transport
 	logger hclog.Logger
 }
@@ -123,23 +117,20 @@ func Open(cfg Config, stream raft.StreamLayer, onMap func(*mgrv1.MgrMap), logger
 		return nil, err
 	}
 	logger = logger.Named("quorum")
-	walDir := filepath.Join(cfg.DataDir, "wal")
-	if err := os.MkdirAll(walDir, 0o700); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create data dir: %w", err)
 	}
-	// raft-wal's Close leaves its meta store open (and its file locked), so
-	// the node owns the meta store and closes it after the WAL.
-	meta := &metadb.BoltMetaDB{}
-	segSize := wal.WithSegmentSize(cmp.Or(cfg.WALSegmentSize, wal.DefaultSegmentSize))
-	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta), segSize)
+	// The log and stable store: bbolt through raft-boltdb/v2 (docs/quorum.md
+	// says why not raft-wal v0.4.0). Pages freed by log compaction are reused,
+	// so the file stays bounded.
+	dbPath := filepath.Join(cfg.DataDir, "raft.db")
+	w, err := raftboltdb.New(raftboltdb.Options{Path: dbPath})
 	if err != nil {
-		_ = meta.Close()
-		return nil, fmt.Errorf("failed to open wal in %s: %w", walDir, err)
+		return nil, fmt.Errorf("failed to open the raft log %s: %w", dbPath, err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.RetainSnapshots, logger.Named("snapshots"))
 	if err != nil {
 		_ = w.Close()
-		_ = meta.Close()
 		return nil, fmt.Errorf("failed to open snapshot store: %w", err)
 	}
 	rc := raft.DefaultConfig()
@@ -163,7 +154,6 @@ func Open(cfg Config, stream raft.StreamLayer, onMap func(*mgrv1.MgrMap), logger
 	has, err := raft.HasExistingState(w, w, snaps)
 	if err != nil {
 		_ = w.Close()
-		_ = meta.Close()
 		return nil, fmt.Errorf("failed to read raft state: %w", err)
 	}
 	if !has && !cfg.Join {
@@ -176,17 +166,15 @@ func Open(cfg Config, stream raft.StreamLayer, onMap func(*mgrv1.MgrMap), logger
 		}
 		if err := raft.BootstrapCluster(rc, w, w, snaps, trans, conf); err != nil {
 			_ = w.Close()
-			_ = meta.Close()
 			return nil, fmt.Errorf("failed to bootstrap raft: %w", err)
 		}
 	}
 	r, err := raft.NewRaft(rc, f, w, w, snaps, trans)
 	if err != nil {
 		_ = w.Close()
-		_ = meta.Close()
 		return nil, fmt.Errorf("failed to start raft: %w", err)
 	}
-	return &Node{cfg: cfg, raft: r, fsm: f, wal: w, meta: meta, trans: trans, logger: logger}, nil
+	return &Node{cfg: cfg, raft: r, fsm: f, store: w, trans: trans, logger: logger}, nil
 }
 
 // State returns the latest applied state. It is immutable: never modify it.
@@ -319,10 +307,7 @@ func (n *Node) Stats() (term, commit, applied uint64) {
 // Close stops raft and closes the stores.
 func (n *Node) Close() error {
 	err := n.raft.Shutdown().Error()
-	if cerr := n.wal.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
-	if cerr := n.meta.Close(); cerr != nil && err == nil {
+	if cerr := n.store.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	if c, ok := n.trans.(raft.WithClose); ok {

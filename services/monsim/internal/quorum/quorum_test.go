@@ -216,7 +216,6 @@ func TestSnapshotsKeepTheDataDirBounded(t *testing.T) {
 	}
 	cfg := testConfig(t)
 	cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 256, 64, 100*time.Millisecond
-	cfg.WALSegmentSize = 64 << 10
 	n := openLeader(t, cfg, &recorder{})
 	ctx := context.Background()
 	if _, err := n.Apply(ctx, bootstrapCmd()); err != nil {
@@ -236,15 +235,15 @@ func TestSnapshotsKeepTheDataDirBounded(t *testing.T) {
 			if err := n.Snapshot(); err != nil {
 				t.Fatal(err)
 			}
-			sizeAt[i], _ = dirSize(t, filepath.Join(cfg.DataDir, "wal"))
+			sizeAt[i], _ = dirSize(t, cfg.DataDir)
 		}
 	}
 	half, end := sizeAt[entries/2], sizeAt[entries-1]
-	t.Logf("wal size after %d entries: %d bytes; after %d: %d bytes", entries/2, half, entries, end)
-	// Twice the entries, not twice the bytes: compaction drops what the
-	// snapshots cover.
-	if end > half+2*int64(cfg.WALSegmentSize) {
-		t.Fatalf("wal grew from %d to %d bytes over %d more entries", half, end, entries/2)
+	t.Logf("data dir after %d entries: %d bytes; after %d: %d bytes", entries/2, half, entries, end)
+	// Twice the entries, not twice the bytes: compaction frees what the
+	// snapshots cover and the log reuses those pages.
+	if end > half+half/2 {
+		t.Fatalf("data dir grew from %d to %d bytes over %d more entries", half, end, entries/2)
 	}
 	before := n.State()
 	if err := n.Close(); err != nil {
