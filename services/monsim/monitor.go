@@ -76,8 +76,16 @@ func (h *monitorHandler) Beacon(ctx context.Context, req *mgrv1.BeaconRequest) (
 	resp := &mgrv1.BeaconResponse{Epoch: r.Epoch, Standing: r.Standing, ActiveEpoch: r.ActiveEpoch}
 	// The lease runs from the beacon's send time on the manager's clock;
 	// the monitor counts it from the receive time, which is later.
-	if r.Standing == mgrv1.Standing_STANDING_ACTIVE && h.s.live.Grant(req.GetGid(), now) {
-		resp.Lease = durationpb.New(h.s.cfg.FenceTimeout)
+	if r.Standing == mgrv1.Standing_STANDING_ACTIVE {
+		// Only a leader a majority still follows may grant: a deposed leader
+		// that has not noticed yet (cut off, or stopped and resumed) must not
+		// extend the active's term past what the new leader assumes.
+		if err := h.s.node.VerifyLeader(); err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		if h.s.live.Grant(req.GetGid(), now) {
+			resp.Lease = durationpb.New(h.s.cfg.FenceTimeout)
+		}
 	}
 	return resp, nil
 }

@@ -236,6 +236,16 @@ func (n *Node) raftErr(err error) error {
 	return fmt.Errorf("failed to commit: %w", err)
 }
 
+// VerifyLeader confirms with a majority that this replica still leads. A
+// lease may only be granted after it: a leader cut off (or stopped and
+// resumed) may not know yet that another has been elected.
+func (n *Node) VerifyLeader() error {
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return n.raftErr(err)
+	}
+	return nil
+}
+
 // Leader returns the leader's id and address, empty when none is known.
 func (n *Node) Leader() (id, addr string) {
 	a, i := n.raft.LeaderWithID()
