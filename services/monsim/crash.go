@@ -123,6 +123,7 @@ func (s *Server) probe(ctx context.Context, gid uint64) {
 		log.Warn("failed to drop a gone active", "error", err)
 		return
 	}
+	s.commitNudge()
 	logGone(log, r.Epoch, time.Since(start))
 }
 

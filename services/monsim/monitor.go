@@ -31,7 +31,11 @@ func (s *Server) propose(ctx context.Context, cmd *mgrv1.Command, always bool) (
 	if err != nil || (!r.Changed && !always) {
 		return r, err
 	}
-	return s.node.Apply(ctx, cmd)
+	r, err = s.node.Apply(ctx, cmd)
+	if err == nil && r.Changed {
+		s.commitNudge()
+	}
+	return r, err
 }
 
 // Authenticate implements mgrv1.MonitorServiceServer.

@@ -46,6 +46,9 @@ type Server struct {
 	// leading is true while this monitor is leader and has caught up, so
 	// its liveness view is its own to judge.
 	leading atomic.Bool
+	// nudge asks for an empty raft round after a map change, so followers
+	// learn the new commit index at once instead of at the next heartbeat.
+	nudge chan struct{}
 	// stopping is set when shutdown begins: watch streams it ends are not
 	// a manager's broken connection.
 	stopping atomic.Bool
@@ -115,6 +118,7 @@ func New(cfg Config, logger hclog.Logger) (*Server, error) {
 		hub:       hub,
 		live:      liveness.New(time.Now()),
 		enc:       newEncodeCache(),
+		nudge:     make(chan struct{}, 1),
 	}
 	s.crash = newCrashWatch(func(gid uint64) bool { return s.node.State().GetMap().GetActiveGid() == gid }, s.live.Lost)
 	s.grpc, s.health = rpcserver.New(logger.Named("grpc"), rpcserver.Options{
@@ -142,6 +146,7 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.lead(gctx) })
 	g.Go(func() error { return s.runCrashProbes(gctx) })
+	g.Go(func() error { return s.runNudges(gctx) })
 	if len(s.cfg.Join) > 0 {
 		g.Go(func() error { return s.join(gctx) })
 	}
@@ -265,8 +270,41 @@ func (s *Server) tick(ctx context.Context, now time.Time) {
 		return
 	}
 	if r.Changed {
+		s.commitNudge()
 		m := s.node.State().GetMap()
 		s.logger.Info("dropped managers", "epoch", m.GetEpoch(), "reason", m.GetReason())
+	}
+}
+
+// commitNudge is called after this leader committed a map change.
+func (s *Server) commitNudge() {
+	select {
+	case s.nudge <- struct{}{}:
+	default: // one is pending; it covers this change too
+	}
+}
+
+// runNudges follows each committed change with one empty raft round (a
+// barrier), coalescing bursts. Followers apply an entry only once they learn
+// it is committed, which raft tells them with the next append or heartbeat
+// (every 50-100 ms); the barrier's append carries it at once, so watchers
+// on followers get a new map about as soon as those on the leader.
+func (s *Server) runNudges(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.nudge:
+			if !s.leading.Load() {
+				continue
+			}
+			if members, err := s.node.Members(); err != nil || len(members) < 2 {
+				continue
+			}
+			if err := s.node.Barrier(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Debug("commit nudge failed", "error", err)
+			}
+		}
 	}
 }
 

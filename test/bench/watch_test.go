@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +42,9 @@ const (
 	raceMaxGoroutines = 8128
 )
 
-// BenchmarkWatchFanout measures, over real gRPC streams on loopback, the time
+// BenchmarkWatchFanout measures, over real gRPC streams on loopback, on one
+// monitor and on a quorum of three with the subscribers spread over all
+// three (followers serve watches from their own applied state), the time
 // from just before an operator's change is issued (SetFlags toggling down, so
 // that the active steps down and is promoted again) until the last of N
 // WatchMap subscribers has received the map it made. The map holds three
@@ -66,17 +69,25 @@ func BenchmarkWatchFanout(b *testing.B) {
 			if raceEnabled && 2*n > raceMaxGoroutines {
 				b.Skipf("%d subscribers need more than the race detector's %d goroutines", n, raceMaxGoroutines)
 			}
-			b.Run("decode=full", func(b *testing.B) { benchWatchFanout(b, n) })
-			b.Run("decode=epoch", func(b *testing.B) {
-				benchWatchFanout(b, n, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(epochCodec{})))
-			})
+			for _, monitors := range []int{1, 3} {
+				b.Run(fmt.Sprintf("monitors=%d", monitors), func(b *testing.B) {
+					b.Run("decode=full", func(b *testing.B) { benchWatchFanout(b, n, monitors) })
+					b.Run("decode=epoch", func(b *testing.B) {
+						benchWatchFanout(b, n, monitors, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(epochCodec{})))
+					})
+				})
+			}
 		})
 	}
 }
 
-func benchWatchFanout(b *testing.B, n int, opts ...grpc.DialOption) {
-	srv := startMonitor(b)
-	conn := dial(b, srv.Addr())
+func benchWatchFanout(b *testing.B, n, monitors int, opts ...grpc.DialOption) {
+	// Subscribers spread evenly over the monitors; changes go to the leader.
+	addrs := []string{startMonitor(b).Addr()}
+	if monitors > 1 {
+		addrs = startQuorum(b, monitors)
+	}
+	conn := dial(b, addrs[0])
 	admin := mgrv1.NewAdminServiceClient(conn)
 	joinManagers(b, mgrv1.NewMonitorServiceClient(conn))
 	stat, err := admin.GetStat(b.Context(), &mgrv1.GetStatRequest{})
@@ -103,7 +114,7 @@ func benchWatchFanout(b *testing.B, n int, opts ...grpc.DialOption) {
 	var mon mgrv1.MonitorServiceClient
 	for i := range n {
 		if i%streamsPerConn == 0 {
-			c, err := grpc.NewClient(srv.Addr(), append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+			c, err := grpc.NewClient(addrs[(i/streamsPerConn)%len(addrs)], append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -340,6 +351,74 @@ func joinManagers(b *testing.B, mon mgrv1.MonitorServiceClient) {
 		if _, err := mon.Beacon(b.Context(), req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// startQuorum runs n in-process monitors as one quorum and returns their
+// addresses, the leader's first, once every one serves.
+func startQuorum(b *testing.B, n int) []string {
+	b.Helper()
+	var addrs, peers []string
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		addrs = append(addrs, l.Addr().String())
+		_ = l.Close()
+		peers = append(peers, fmt.Sprintf("m%d=%s", i+1, addrs[i]))
+	}
+	for i := range n {
+		cfg := monsim.DefaultConfig()
+		cfg.Addr, cfg.NodeID, cfg.Peers, cfg.DataDir = addrs[i], fmt.Sprintf("m%d", i+1), peers, b.TempDir()
+		cfg.Grace = 10 * time.Minute
+		srv, err := monsim.New(cfg, newBenchLogger(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		b.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				b.Errorf("monitor run: %v", err)
+			}
+		})
+	}
+	deadline := time.Now().Add(startTimeout)
+	for _, a := range addrs {
+		waitServing(b, a, deadline)
+	}
+	st, err := mgrv1.NewAdminServiceClient(dial(b, addrs[0])).GetQuorumStatus(b.Context(), &mgrv1.GetQuorumStatusRequest{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range st.GetMembers() {
+		if m.GetLeader() {
+			for j, a := range addrs {
+				if a == m.GetAddress() {
+					addrs[0], addrs[j] = addrs[j], addrs[0]
+				}
+			}
+		}
+	}
+	return addrs
+}
+
+// waitServing waits until the monitor at addr reports SERVING.
+func waitServing(b *testing.B, addr string, deadline time.Time) {
+	b.Helper()
+	health := healthpb.NewHealthClient(dial(b, addr))
+	for {
+		r, err := health.Check(b.Context(), &healthpb.HealthCheckRequest{})
+		if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("monitor %s not serving: %v %v", addr, r, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
