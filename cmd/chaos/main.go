@@ -1,7 +1,8 @@
 // Command chaos is the chaos harness: it runs a local mgrplane cluster of
-// real processes for N rounds of random faults on the active manager,
-// probes every manager all along, and reports overlaps (two actives at one
-// instant: must be 0) and failover times per kind of fault. See `chaos -h`.
+// real processes for N rounds of random faults on the active manager (or,
+// with --monitors 3, on the raft leader), probes every manager all along,
+// and reports overlaps (two actives at one instant: must be 0) and failover
+// times per kind of fault. See `chaos -h`.
 package main
 
 import (
@@ -39,7 +40,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "how many faults to inject, one per round")
 	seed := fs.Uint64("seed", 0, "seed of the fault sequence (0: a new one, printed)")
-	faults := fs.String("faults", "kill9,sigstop,sigterm,restart,fail", "comma-separated faults to draw from: kill9, sigstop, sigterm, restart, fail")
+	fs.IntVar(&cfg.Monitors, "monitors", cfg.Monitors, "how many monsims: 1, or 3 as a raft quorum (allows the faults monkill and monstop)")
+	faults := fs.String("faults", "", "comma-separated faults to draw from: kill9, sigstop, sigterm, restart, fail, and with --monitors 3\n"+
+		"monkill, monstop (default: all that --monitors allows)")
 	fs.DurationVar(&cfg.BeaconPeriod, "beacon-period", cfg.BeaconPeriod, "managers' beacon period (monsim and standby --beacon-period)")
 	fs.DurationVar(&cfg.Grace, "grace", cfg.Grace, "monsim --grace")
 	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "monsim --tick")
@@ -56,10 +59,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: chaos [flags]\n\n"+
-			"Runs a local mgrplane cluster (one monsim, standbys x, y, z) for N rounds of random\n"+
-			"faults on the active manager, probes every manager's gRPC and HTTP endpoints all\n"+
-			"along, and reports overlaps (two managers serving as active at one instant) and\n"+
-			"failover times per fault. Exits 1 when an overlap is found or a round saw no new\n"+
+			"Runs a local mgrplane cluster (one monsim or a quorum of three, standbys x, y, z)\n"+
+			"for N rounds of random faults on the active manager (or, with three monitors, on\n"+
+			"the raft leader), probes every manager's gRPC and HTTP endpoints all along, and\n"+
+			"reports overlaps (two managers serving as active at one instant) and failover\n"+
+			"times per fault. Exits 1 when an overlap is found or a manager fault saw no new\n"+
 			"active in time. Every flag can also be set with MGRPLANE_<FLAG>.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -92,8 +96,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	var err error
-	if cfg.Faults, err = chaos.ParseFaults(*faults); err != nil {
-		return fmt.Errorf("--faults: %w", err)
+	cfg.Faults = chaos.DefaultFaults(cfg.Monitors)
+	if *faults != "" {
+		if cfg.Faults, err = chaos.ParseFaults(*faults); err != nil {
+			return fmt.Errorf("--faults: %w", err)
+		}
 	}
 	cfg.Seed = *seed
 	if cfg.Seed == 0 {
@@ -138,8 +145,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *quiet {
 		progress = io.Discard
 	}
-	fmt.Fprintf(progress, "chaos: %d rounds of %v, seed %d, beacon %v, grace %v, tick %v; logs in %s\n",
-		cfg.Rounds, cfg.Faults, cfg.Seed, cfg.BeaconPeriod, cfg.Grace, cfg.Tick, cfg.LogDir)
+	fmt.Fprintf(progress, "chaos: %d rounds of %v, seed %d, %d monitor(s), beacon %v, grace %v, tick %v; logs in %s\n",
+		cfg.Rounds, cfg.Faults, cfg.Seed, cfg.Monitors, cfg.BeaconPeriod, cfg.Grace, cfg.Tick, cfg.LogDir)
 	r, err := chaos.New(cfg, bins, logger, progress)
 	if err != nil {
 		return err

@@ -41,6 +41,9 @@ func TestRunRefusesBadInput(t *testing.T) {
 		"a fence above grace":    {args: []string{"--grace", "2s", "--fence-timeout", "3s"}, want: "FenceTimeout"},
 		"an env-set bad fault":   {env: map[string]string{"MGRPLANE_FAULTS": "x"}, want: `unknown fault "x"`},
 		"a bin dir without bins": {args: []string{"--bin", "/nonexistent"}, want: "missing binary"},
+		"two monitors":           {args: []string{"--monitors", "2"}, want: "Monitors is 2"},
+		"monkill on one monitor": {args: []string{"--faults", "kill9,monkill"}, want: "monitor faults need Monitors = 3"},
+		"monstop by env":         {env: map[string]string{"MGRPLANE_FAULTS": "monstop"}, want: "monitor faults need Monitors = 3"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -67,7 +70,7 @@ func TestRunVersionAndHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: got %v, want flag.ErrHelp", err)
 	}
-	for _, f := range []string{"-rounds", "-seed", "-faults", "-beacon-period", "-grace", "-tick", "-fence-timeout", "-out", "-bin", "-ceph"} {
+	for _, f := range []string{"-rounds", "-seed", "-faults", "-beacon-period", "-grace", "-tick", "-fence-timeout", "-out", "-bin", "-ceph", "-monitors"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("-h does not list %s:\n%s", f, stderr.String())
 		}

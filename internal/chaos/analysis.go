@@ -183,7 +183,8 @@ func (o Overlap) Key() string {
 type Fault struct {
 	Round int       `json:"round"`
 	Kind  FaultKind `json:"kind"`
-	// Target is the active the fault hit: its name, gid and active epoch.
+	// Target is the active the fault hit (for a monitor fault: the active
+	// when it was injected): its name, gid and active epoch.
 	Target    string `json:"target"`
 	TargetGID uint64 `json:"target_gid"`
 	OldEpoch  uint64 `json:"old_epoch"`
@@ -194,8 +195,15 @@ type Fault struct {
 	Stopped time.Time `json:"stopped,omitzero"`
 	Resumed time.Time `json:"resumed,omitzero"`
 	// Until ends the wait for a new active: answers that arrived later do
-	// not count for this fault.
+	// not count for this fault. For a monitor fault it is when the quorum
+	// was whole again.
 	Until time.Time `json:"until"`
+	// Monitor is the id of the monitor a monitor fault hit (the raft
+	// leader); NewLeader the leader another monitor named next, and
+	// LeaderAt when that was seen (zero when none was).
+	Monitor   string    `json:"monitor,omitempty"`
+	NewLeader string    `json:"new_leader,omitempty"`
+	LeaderAt  time.Time `json:"leader_at,omitzero"`
 }
 
 // Failover is what one fault cost.
@@ -214,14 +222,78 @@ type Failover struct {
 	TimeToActive time.Duration `json:"time_to_active_ns"`
 	// Unavailable is FirstNew − LastOld (FirstNew − At without LastOld):
 	// the stretch in which no manager answered as active; 0 when the old
-	// term's last answer arrived after the new term's first.
+	// term's last answer arrived after the new term's first. For a monitor
+	// fault it is the longest stretch between At and Until with no answer
+	// as active (see MeasureMonitorFault).
 	Unavailable time.Duration `json:"unavailable_ns"`
+	// ActiveReplaced is set, for a monitor fault, when a term other than
+	// the target's answered between At and Until (New, FirstNew and
+	// TimeToActive then say which and when). A monitor fault need not
+	// replace the active.
+	ActiveReplaced bool `json:"active_replaced,omitempty"`
+	// TimeToLeader is LeaderAt − At for a monitor fault that saw a new
+	// raft leader.
+	TimeToLeader time.Duration `json:"time_to_leader_ns,omitempty"`
+}
+
+// MeasureMonitorFault measures monitor fault f from the answers: whether
+// (and when) a term other than the target's answered between f.At and
+// f.Until, the time to the new raft leader, and the longest stretch of
+// [f.At, f.Until] with no answer as active, counted from the last answer
+// that arrived by f.At. It never times out: the active need not change.
+func MeasureMonitorFault(answers []Answer, f Fault) Failover {
+	fo := Failover{Fault: f}
+	old := termKey{f.TargetGID, f.OldEpoch}
+	var last time.Time // the latest answer that arrived by f.At
+	var in []time.Time // arrivals in (f.At, f.Until]
+	for _, a := range answers {
+		switch {
+		case !a.Recv.After(f.At):
+			if a.Recv.After(last) {
+				last = a.Recv
+			}
+			continue
+		case !f.Until.IsZero() && a.Recv.After(f.Until):
+			continue
+		}
+		in = append(in, a.Recv)
+		if keyOf(a) != old && (!fo.ActiveReplaced || a.Recv.Before(fo.FirstNew)) {
+			fo.ActiveReplaced, fo.FirstNew, fo.New = true, a.Recv, termOf(a)
+		}
+	}
+	if fo.ActiveReplaced {
+		fo.TimeToActive = fo.FirstNew.Sub(f.At)
+	}
+	if !f.LeaderAt.IsZero() {
+		fo.TimeToLeader = max(f.LeaderAt.Sub(f.At), 0)
+	}
+	slices.SortFunc(in, time.Time.Compare)
+	prev := f.At
+	if !last.IsZero() {
+		prev = last
+	}
+	end := f.Until
+	if end.IsZero() && len(in) > 0 {
+		end = in[len(in)-1]
+	}
+	for _, t := range append(in, end) {
+		fo.Unavailable = max(fo.Unavailable, t.Sub(prev))
+		if t.After(prev) {
+			prev = t
+		}
+	}
+	return fo
 }
 
 // MeasureFailover measures fault f from the answers: the time from f.At to
 // the first answer, arrived after f.At and by f.Until, that is not of the
 // old term; and the window from the old term's last answer to that one.
+//
+// A monitor fault is measured by MeasureMonitorFault instead.
 func MeasureFailover(answers []Answer, f Fault) Failover {
+	if f.Kind.OnMonitor() {
+		return MeasureMonitorFault(answers, f)
+	}
 	fo := Failover{Fault: f, TimedOut: true}
 	old := termKey{f.TargetGID, f.OldEpoch}
 	for _, a := range answers {
@@ -286,6 +358,13 @@ type Stats struct {
 	TimedOut     int     `json:"timed_out"`
 	TimeToActive Summary `json:"time_to_active"`
 	Unavailable  Summary `json:"unavailable"`
+	// For a monitor fault: Replaced counts the faults in which the active
+	// changed, and TimeToLeader summarises the time to the new leader over
+	// the faults that saw one (Leaders of them). TimeToActive then covers
+	// the faults that replaced the active.
+	Replaced     int     `json:"active_replaced,omitempty"`
+	Leaders      int     `json:"new_leaders,omitempty"`
+	TimeToLeader Summary `json:"time_to_leader,omitzero"`
 }
 
 // Summarize gives one Stats per kind in kinds that has failovers, in the
@@ -294,12 +373,24 @@ func Summarize(failovers []Failover, kinds []FaultKind) []Stats {
 	var out []Stats
 	for _, k := range kinds {
 		st := Stats{Kind: k}
-		var tta, un []time.Duration
+		var tta, un, ttl []time.Duration
 		for _, f := range failovers {
 			if f.Kind != k {
 				continue
 			}
 			st.Count++
+			if k.OnMonitor() {
+				un = append(un, f.Unavailable)
+				if f.ActiveReplaced {
+					st.Replaced++
+					tta = append(tta, f.TimeToActive)
+				}
+				if !f.LeaderAt.IsZero() {
+					st.Leaders++
+					ttl = append(ttl, f.TimeToLeader)
+				}
+				continue
+			}
 			if f.TimedOut {
 				st.TimedOut++
 				continue
@@ -310,7 +401,7 @@ func Summarize(failovers []Failover, kinds []FaultKind) []Stats {
 		if st.Count == 0 {
 			continue
 		}
-		st.TimeToActive, st.Unavailable = summarize(tta), summarize(un)
+		st.TimeToActive, st.Unavailable, st.TimeToLeader = summarize(tta), summarize(un), summarize(ttl)
 		out = append(out, st)
 	}
 	return out

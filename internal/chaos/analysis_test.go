@@ -123,6 +123,54 @@ func TestApplyStopsLeavesItsInputAlone(t *testing.T) {
 	}
 }
 
+func TestMeasureMonitorFault(t *testing.T) {
+	kill := Fault{Round: 1, Kind: MonKill, Target: "x", TargetGID: 1, OldEpoch: 2, At: ms(100), Until: ms(1000),
+		Monitor: "m1", NewLeader: "m3", LeaderAt: ms(400)}
+	tests := map[string]struct {
+		answers      []Answer
+		wantReplaced bool
+		wantNew      uint64
+		wantUnavail  time.Duration
+	}{
+		"the active keeps serving": {
+			answers:     serve("x", 1, 2, 0, 1100, 2),
+			wantUnavail: 2 * time.Millisecond,
+		},
+		"the active pauses": {
+			// x's answers arrive up to 301, then from 651.
+			answers:     concat(serve("x", 1, 2, 0, 300, 2), serve("x", 1, 2, 650, 1100, 2)),
+			wantUnavail: 350 * time.Millisecond,
+		},
+		"nobody answers after the fault": {
+			// The last answer arrives at 99: the stretch runs to Until.
+			answers:     serve("x", 1, 2, 0, 98, 2),
+			wantUnavail: 901 * time.Millisecond,
+		},
+		"the active is replaced": {
+			answers:      concat(serve("x", 1, 2, 0, 200, 2), serve("y", 2, 5, 500, 1100, 2)),
+			wantReplaced: true, wantNew: 2,
+			wantUnavail: 300 * time.Millisecond,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fo := MeasureFailover(tc.answers, kill)
+			if fo.TimedOut {
+				t.Errorf("a monitor fault timed out")
+			}
+			if fo.ActiveReplaced != tc.wantReplaced || fo.New.GID != tc.wantNew {
+				t.Errorf("replaced %t by gid %d, want %t by %d", fo.ActiveReplaced, fo.New.GID, tc.wantReplaced, tc.wantNew)
+			}
+			if fo.Unavailable != tc.wantUnavail {
+				t.Errorf("unavailable %v, want %v", fo.Unavailable, tc.wantUnavail)
+			}
+			if fo.TimeToLeader != 300*time.Millisecond {
+				t.Errorf("time to leader %v, want 300ms", fo.TimeToLeader)
+			}
+		})
+	}
+}
+
 func TestMeasureFailover(t *testing.T) {
 	kill := Fault{Round: 1, Kind: Kill9, Target: "x", TargetGID: 1, OldEpoch: 2, At: ms(100), Until: ms(1000)}
 	tests := map[string]struct {

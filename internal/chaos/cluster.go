@@ -16,7 +16,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 )
@@ -107,16 +109,30 @@ type member struct {
 	starts   int
 }
 
-// cluster is one monsim and its standby daemons, every one a child process.
+// monitor is one monsim: its id, address and data stay, its process
+// changes on every restart.
+type monitor struct {
+	id      string
+	addr    string
+	args    []string
+	logPath string
+	p       *proc
+	// conn is a client of this monitor alone (its AdminService).
+	conn *grpc.ClientConn
+}
+
+// cluster is one monsim (or a quorum of three) and its standby daemons,
+// every one a child process.
 type cluster struct {
-	cfg     Config
-	bins    Binaries
-	log     hclog.Logger
-	logDir  string
-	monAddr string
-	mon     *proc
-	members map[string]*member
-	admin   *grpc.ClientConn
+	cfg    Config
+	bins   Binaries
+	log    hclog.Logger
+	logDir string
+	mons   []*monitor
+	// monAddrs is every monitor's address, comma-separated, as standby and
+	// mgrctl take --monitor.
+	monAddrs string
+	members  map[string]*member
 	// fenceFlag is set when monsim has --fence-timeout.
 	fenceFlag bool
 }
@@ -154,37 +170,55 @@ func startCluster(ctx context.Context, cfg Config, bins Binaries, log hclog.Logg
 	if err := os.MkdirAll(c.logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("failed to make the log directory: %w", err)
 	}
-	addrs, err := freeAddrs(1 + 2*len(cfg.Managers))
+	n := cfg.Monitors
+	addrs, err := freeAddrs(n + 2*len(cfg.Managers))
 	if err != nil {
 		return nil, err
 	}
-	c.monAddr = addrs[0]
-	monArgs := []string{
-		"--addr", c.monAddr, "--data-dir", filepath.Join(cfg.Dir, "monsim"),
-		"--beacon-period", cfg.BeaconPeriod.String(), "--grace", cfg.Grace.String(), "--tick", cfg.Tick.String(),
-	}
+	timings := []string{"--beacon-period", cfg.BeaconPeriod.String(), "--grace", cfg.Grace.String(), "--tick", cfg.Tick.String()}
 	if c.fenceFlag, err = hasFlag(ctx, bins.Monsim, "fence-timeout"); err != nil {
 		return nil, err
 	}
 	switch {
 	case cfg.FenceTimeout > 0 && c.fenceFlag:
-		monArgs = append(monArgs, "--fence-timeout", cfg.FenceTimeout.String())
+		timings = append(timings, "--fence-timeout", cfg.FenceTimeout.String())
 	case cfg.FenceTimeout > 0:
 		log.Warn("monsim has no --fence-timeout flag; running without it", "fence_timeout", cfg.FenceTimeout)
 	}
-	if c.mon, err = startProc("monsim", bins.Monsim, monArgs, filepath.Join(c.logDir, "monsim.log")); err != nil {
-		return nil, err
+	peers := make([]string, n)
+	for i := range n {
+		peers[i] = fmt.Sprintf("m%d=%s", i+1, addrs[i])
+	}
+	c.monAddrs = strings.Join(addrs[:n], ",")
+	for i := range n {
+		m := &monitor{id: fmt.Sprintf("m%d", i+1), addr: addrs[i]}
+		dataDir, logName := filepath.Join(cfg.Dir, "monsim"), "monsim.log"
+		m.args = []string{"--addr", m.addr}
+		if n > 1 {
+			dataDir, logName = filepath.Join(cfg.Dir, "monsim-"+m.id), "monsim-"+m.id+".log"
+			m.args = append(m.args, "--id", m.id, "--peers", strings.Join(peers, ","))
+		}
+		m.args = append(append(m.args, "--data-dir", dataDir), timings...)
+		m.logPath = filepath.Join(c.logDir, logName)
+		// A monitor killed and started again answers on the same address:
+		// reconnect quickly (gRPC's default backoff grows to two minutes).
+		m.conn, err = grpc.NewClient(m.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: monitorBackoff, MinConnectTimeout: quorumCallTimeout}))
+		if err != nil {
+			return nil, fmt.Errorf("failed to make a client of monitor %s: %w", m.id, err)
+		}
+		c.mons = append(c.mons, m)
+		if err := c.startMonitor(i); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.waitMonitor(ctx); err != nil {
 		return nil, err
 	}
-	if c.admin, err = grpc.NewClient(c.monAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
-		return nil, fmt.Errorf("failed to make a client of the monitor: %w", err)
-	}
 	for i, name := range cfg.Managers {
-		m := &member{name: name, grpcAddr: addrs[1+2*i], httpAddr: addrs[2+2*i]}
+		m := &member{name: name, grpcAddr: addrs[n+2*i], httpAddr: addrs[n+1+2*i]}
 		m.args = []string{
-			"--name", name, "--monitor", c.monAddr, "--grpc-addr", m.grpcAddr, "--http-addr", m.httpAddr,
+			"--name", name, "--monitor", c.monAddrs, "--grpc-addr", m.grpcAddr, "--http-addr", m.httpAddr,
 			"--beacon-period", cfg.BeaconPeriod.String(),
 		}
 		c.members[name] = m
@@ -195,12 +229,28 @@ func startCluster(ctx context.Context, cfg Config, bins Binaries, log hclog.Logg
 	return c, nil
 }
 
-// waitMonitor waits until `mgrctl stat` answers.
+// startMonitor starts (or starts again) monitor i on its address and data.
+func (c *cluster) startMonitor(i int) error {
+	m := c.mons[i]
+	if m.p != nil && !m.p.exited() {
+		return fmt.Errorf("monitor %s is still running (pid %d)", m.id, m.p.pid)
+	}
+	p, err := startProc("monsim-"+m.id, c.bins.Monsim, m.args, m.logPath)
+	if err != nil {
+		return err
+	}
+	m.p = p
+	return nil
+}
+
+// waitMonitor waits until `mgrctl stat` answers (through any monitor).
 func (c *cluster) waitMonitor(ctx context.Context) error {
 	deadline := time.Now().Add(monitorUpTimeout)
 	for {
-		if c.mon.exited() {
-			return fmt.Errorf("monsim exited at start (%v); see %s:\n%s", c.mon.waitErr, c.mon.logPath, c.mon.tail(logTail))
+		for _, m := range c.mons {
+			if m.p.exited() {
+				return fmt.Errorf("monsim %s exited at start (%v); see %s:\n%s", m.id, m.p.waitErr, m.logPath, m.p.tail(logTail))
+			}
 		}
 		_, err := c.mgrctl(ctx, "stat")
 		if err == nil {
@@ -219,7 +269,7 @@ func (c *cluster) waitMonitor(ctx context.Context) error {
 func (c *cluster) mgrctl(ctx context.Context, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.bins.Mgrctl, append([]string{"--monitor", c.monAddr, "--timeout", "5s"}, args...)...)
+	cmd := exec.CommandContext(ctx, c.bins.Mgrctl, append([]string{"--monitor", c.monAddrs, "--timeout", "5s"}, args...)...)
 	cmd.Env = childEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -268,8 +318,10 @@ func (c *cluster) waitExit(ctx context.Context, name string) error {
 
 // alive reports whether every daemon runs.
 func (c *cluster) alive() error {
-	if c.mon.exited() {
-		return fmt.Errorf("monsim exited (%v); see %s", c.mon.waitErr, c.mon.logPath)
+	for _, m := range c.mons {
+		if m.p.exited() {
+			return fmt.Errorf("monsim %s exited (%v); see %s", m.id, m.p.waitErr, m.logPath)
+		}
 	}
 	for _, n := range c.cfg.Managers {
 		if p := c.members[n].p; p.exited() {
@@ -279,11 +331,18 @@ func (c *cluster) alive() error {
 	return nil
 }
 
-// fail asks the monitor to fail the manager gid (what `mgrctl fail GID` does).
+// fail asks the monitors to fail the manager gid (what `mgrctl fail GID`
+// does): each in turn while they answer Unavailable (not the leader).
 func (c *cluster) fail(ctx context.Context, gid uint64) error {
-	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
-	defer cancel()
-	_, err := mgrv1.NewAdminServiceClient(c.admin).FailManager(ctx, &mgrv1.FailManagerRequest{Who: strconv.FormatUint(gid, 10)})
+	var err error
+	for _, m := range c.mons {
+		cctx, cancel := context.WithTimeout(ctx, cmdTimeout)
+		_, err = mgrv1.NewAdminServiceClient(m.conn).FailManager(cctx, &mgrv1.FailManagerRequest{Who: strconv.FormatUint(gid, 10)})
+		cancel()
+		if status.Code(err) != codes.Unavailable {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("failed to fail gid %d: %w", gid, err)
 	}
@@ -310,13 +369,13 @@ func (c *cluster) close() {
 			}
 		}
 	}
-	if c.mon != nil {
-		if err := c.mon.stop(syscall.SIGTERM, stopGrace); err != nil {
-			c.log.Error("failed to stop monsim", "error", err)
+	for _, m := range c.mons {
+		if m.p != nil {
+			if err := m.p.stop(syscall.SIGTERM, stopGrace); err != nil {
+				c.log.Error("failed to stop monsim", "monitor", m.id, "error", err)
+			}
 		}
-	}
-	if c.admin != nil {
-		_ = c.admin.Close()
+		_ = m.conn.Close()
 	}
 }
 

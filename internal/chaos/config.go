@@ -1,6 +1,7 @@
 // Package chaos is the chaos harness: it runs a local mgrplane cluster of
-// real processes (one monsim, several standby daemons) on 127.0.0.1, injects
-// random faults into the active manager round after round, probes every
+// real processes (one monsim or a raft quorum of three, several standby
+// daemons) on 127.0.0.1, injects random faults into the active manager (or
+// into the raft leader among the monitors) round after round, probes every
 // manager's gRPC and HTTP endpoints all along, and proves from the answers
 // whether two managers ever served as active at one instant. It measures,
 // per kind of fault, the time from the fault to the first answer of the new
@@ -38,11 +39,40 @@ const (
 	// Fail asks the monitor to fail the active (the FailManager call that
 	// `mgrctl fail` makes); the process stays up and rejoins as a standby.
 	Fail FaultKind = "fail"
+	// MonKill sends SIGKILL to the raft leader among the monitors (only
+	// with three monitors), waits until another monitor names a new
+	// leader, then starts the killed one again on its data directory and
+	// port and waits until it is back in the quorum. No new active is
+	// expected: the active may keep serving.
+	MonKill FaultKind = "monkill"
+	// MonStop sends SIGSTOP to the raft leader among the monitors (only
+	// with three monitors: a partition of the leader), SIGCONT after
+	// Grace + 2 s, and waits until the monitors agree on a leader again.
+	MonStop FaultKind = "monstop"
 )
 
 // AllFaults lists every fault kind, in the order tables show them.
 func AllFaults() []FaultKind {
+	return []FaultKind{Kill9, SigStop, SigTerm, Restart, Fail, MonKill, MonStop}
+}
+
+// ManagerFaults lists the faults injected into the active manager.
+func ManagerFaults() []FaultKind {
 	return []FaultKind{Kill9, SigStop, SigTerm, Restart, Fail}
+}
+
+// DefaultFaults is every fault a cluster with that many monitors can take:
+// the manager faults, and the monitor faults with three monitors.
+func DefaultFaults(monitors int) []FaultKind {
+	if monitors == quorumMonitors {
+		return AllFaults()
+	}
+	return ManagerFaults()
+}
+
+// OnMonitor reports whether k is injected into a monitor, not a manager.
+func (k FaultKind) OnMonitor() bool {
+	return k == MonKill || k == MonStop
 }
 
 // ParseFaults parses a comma-separated list of fault kinds ("kill9,fail").
@@ -84,6 +114,8 @@ const (
 	maxProbeTimeout  = 10 * time.Second
 	maxProbePause    = time.Second
 	maxClusterPeriod = 10 * time.Minute
+	// quorumMonitors is the size of a raft quorum the harness runs.
+	quorumMonitors = 3
 )
 
 // managerName is what a standby accepts as --name.
@@ -99,6 +131,9 @@ type Config struct {
 	Faults []FaultKind
 	// Managers are the names of the standby daemons.
 	Managers []string
+	// Monitors is how many monsims run: 1, or 3 as a raft quorum (ids m1,
+	// m2, m3, each with its own data directory and port).
+	Monitors int
 	// BeaconPeriod, Grace and Tick configure monsim (and the standbys'
 	// beacon period).
 	BeaconPeriod time.Duration
@@ -124,15 +159,16 @@ type Config struct {
 	LogDir string
 }
 
-// DefaultConfig is 20 rounds of every fault on three managers x, y, z with
+// DefaultConfig is 20 rounds of every manager fault on one monitor and three managers x, y, z with
 // mgrplane's default timings (beacon 1 s, grace 6 s, tick 1 s). Dir is left
 // empty: the caller picks it.
 func DefaultConfig() Config {
 	return Config{
 		Rounds:       20,
 		Seed:         1,
-		Faults:       AllFaults(),
+		Faults:       ManagerFaults(),
 		Managers:     []string{"x", "y", "z"},
+		Monitors:     1,
 		BeaconPeriod: time.Second,
 		Grace:        6 * time.Second,
 		Tick:         time.Second,
@@ -157,12 +193,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Faults is empty: name at least one of %s", faultNames(AllFaults()))
 	case len(c.Managers) < minManagers || len(c.Managers) > maxManagers:
 		return fmt.Errorf("Managers has %d names: must have between %d and %d", len(c.Managers), minManagers, maxManagers)
+	case c.Monitors != 1 && c.Monitors != quorumMonitors:
+		return fmt.Errorf("Monitors is %d: must be 1 or %d", c.Monitors, quorumMonitors)
 	case c.Dir == "":
 		return fmt.Errorf("Dir is empty: must name a directory for data and logs")
 	}
 	for _, f := range c.Faults {
 		if !slices.Contains(AllFaults(), f) {
 			return fmt.Errorf("Faults names %q: must be one of %s", f, faultNames(AllFaults()))
+		}
+		if f.OnMonitor() && c.Monitors != quorumMonitors {
+			return fmt.Errorf("Faults names %q with Monitors %d: monitor faults need Monitors = %d", f, c.Monitors, quorumMonitors)
 		}
 	}
 	seen := map[string]bool{}

@@ -34,6 +34,9 @@ func TestConfigValidate(t *testing.T) {
 		"a long probe pause":   {func(c *Config) { c.ProbePause = 2 * time.Second }, "ProbePause"},
 		"a negative wait":      {func(c *Config) { c.NewActiveTimeout = -1 }, "NewActiveTimeout"},
 		"a negative settle":    {func(c *Config) { c.SettleTimeout = -1 }, "SettleTimeout"},
+		"two monitors":         {func(c *Config) { c.Monitors = 2 }, "Monitors"},
+		"monkill on one":       {func(c *Config) { c.Faults = []FaultKind{Kill9, MonKill} }, "Faults"},
+		"monstop on one":       {func(c *Config) { c.Faults = []FaultKind{MonStop} }, "Faults"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -66,13 +69,28 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
+func TestDefaultFaults(t *testing.T) {
+	quorum := DefaultConfig()
+	quorum.Dir, quorum.Monitors, quorum.Faults = t.TempDir(), 3, DefaultFaults(3)
+	if err := quorum.Validate(); err != nil {
+		t.Fatalf("three monitors with their default faults are refused: %v", err)
+	}
+	if !slices.Contains(quorum.Faults, MonKill) || !slices.Contains(quorum.Faults, MonStop) {
+		t.Errorf("default faults with 3 monitors %v lack the monitor faults", quorum.Faults)
+	}
+	if got := DefaultFaults(1); slices.ContainsFunc(got, FaultKind.OnMonitor) {
+		t.Errorf("default faults with 1 monitor %v hold a monitor fault", got)
+	}
+}
+
 func TestParseFaults(t *testing.T) {
 	tests := map[string]struct {
 		in      string
 		want    []FaultKind
 		wantErr bool
 	}{
-		"all":            {in: "kill9,sigstop,sigterm,restart,fail", want: AllFaults()},
+		"all":            {in: "kill9,sigstop,sigterm,restart,fail,monkill,monstop", want: AllFaults()},
+		"managers":       {in: "kill9,sigstop,sigterm,restart,fail", want: ManagerFaults()},
 		"spaces":         {in: " fail , kill9", want: []FaultKind{Fail, Kill9}},
 		"duplicates":     {in: "kill9,kill9", want: []FaultKind{Kill9}},
 		"empty":          {in: "", wantErr: true},

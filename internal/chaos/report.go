@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,8 @@ type Report struct {
 	Rounds   int         `json:"rounds"`
 	Faults   []FaultKind `json:"faults"`
 	Managers []string    `json:"managers"`
+	// Monitors is how many monsims ran (3: a raft quorum).
+	Monitors int `json:"monitors"`
 	// The cluster's timings; FenceTimeout is 0 when monsim kept its default
 	// (or has no such flag: FenceFlag says).
 	BeaconPeriod time.Duration `json:"beacon_period_ns"`
@@ -94,16 +97,35 @@ func (r *Report) WriteTable(w io.Writer) error {
 	case r.FenceTimeout > 0:
 		fence = r.FenceTimeout.String()
 	}
-	fmt.Fprintf(w, "failover over %d rounds (seed %d): beacon %v, grace %v, tick %v, fence timeout %s\n",
-		len(r.Failovers), r.Seed, r.BeaconPeriod, r.Grace, r.Tick, fence)
+	fmt.Fprintf(w, "failover over %d rounds (seed %d): %d monitor(s), beacon %v, grace %v, tick %v, fence timeout %s\n",
+		len(r.Failovers), r.Seed, max(r.Monitors, 1), r.BeaconPeriod, r.Grace, r.Tick, fence)
 	fmt.Fprintf(w, "each figure: time (ratio to the grace); new active = fault to the first answer of the new active;\n")
 	fmt.Fprintf(w, "unavailable = last answer of the old active to the first answer of the new one\n")
+	if slices.ContainsFunc(r.Stats, func(s Stats) bool { return s.Kind.OnMonitor() }) {
+		fmt.Fprintf(w, "monitor faults (on the raft leader; no new active expected, no timeouts): new leader = fault to another\n")
+		fmt.Fprintf(w, "monitor naming a new leader; unavailable = longest stretch with no answer as active, fault to healed quorum;\n")
+		fmt.Fprintf(w, "replaced = rounds in which another term answered as active (new active over those)\n")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "FAULT\tN\tTIMEOUTS\tMEASURE\tMIN\tMEDIAN\tP99\tMAX")
 	row := func(s Summary) string {
 		return strings.Join([]string{withRatio(s.Min, r.Grace), withRatio(s.Median, r.Grace), withRatio(s.P99, r.Grace), withRatio(s.Max, r.Grace)}, "\t")
 	}
 	for _, s := range r.Stats {
+		if s.Kind.OnMonitor() {
+			leader := "\t-\t-\t-\t-"
+			if s.Leaders > 0 {
+				leader = "\t" + row(s.TimeToLeader)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t-\tnew leader (%d)%s\n", s.Kind, s.Count, s.Leaders, leader)
+			fmt.Fprintf(tw, "\t\t\tunavailable\t%s\n", row(s.Unavailable))
+			if s.Replaced > 0 {
+				fmt.Fprintf(tw, "\t\t\treplaced %d: new active\t%s\n", s.Replaced, row(s.TimeToActive))
+			} else {
+				fmt.Fprintf(tw, "\t\t\treplaced 0\t-\t-\t-\t-\n")
+			}
+			continue
+		}
 		if s.Count == s.TimedOut {
 			fmt.Fprintf(tw, "%s\t%d\t%d\tnew active\t-\t-\t-\t-\n", s.Kind, s.Count, s.TimedOut)
 			continue

@@ -32,7 +32,7 @@ func TestWriteTable(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{
-		"failover over 2 rounds (seed 42): beacon 100ms, grace 1s, tick 100ms, fence timeout monsim's default",
+		"failover over 2 rounds (seed 42): 1 monitor(s), beacon 100ms, grace 1s, tick 100ms, fence timeout monsim's default",
 		"sigterm  1  0         new active   41.0ms (0.041)",
 		"unavailable  42.0ms (0.042)",
 		"kill9    1  1         new active   -",
@@ -42,6 +42,47 @@ func TestWriteTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestWriteTableMonitorFaults(t *testing.T) {
+	// x serves throughout but for a stretch 300..420; y takes over at 700.
+	answers := concat(serve("x", 1, 2, 0, 300, 2), serve("x", 1, 2, 420, 600, 2), serve("y", 2, 5, 700, 900, 2))
+	faults := []Fault{
+		{Round: 1, Kind: MonKill, Target: "x", TargetGID: 1, OldEpoch: 2, At: ms(250), Until: ms(500),
+			Monitor: "m1", NewLeader: "m2", LeaderAt: ms(350)},
+		{Round: 2, Kind: MonStop, Target: "x", TargetGID: 1, OldEpoch: 2, At: ms(550), Until: ms(800), Monitor: "m2"},
+	}
+	an := Analyze(answers, faults)
+	r := Report{Seed: 7, Rounds: 2, Faults: []FaultKind{MonKill, MonStop}, Managers: []string{"x", "y"}, Monitors: 3,
+		BeaconPeriod: 100 * time.Millisecond, Grace: time.Second, Tick: 100 * time.Millisecond, FenceFlag: true,
+		Start: base, End: ms(900), Failovers: an.Failovers, Stats: an.Stats}
+	if err := r.Verdict(); err != nil {
+		t.Errorf("verdict %v: monitor faults that keep the active are no timeouts", err)
+	}
+	var buf bytes.Buffer
+	if err := r.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	// Cells compared with runs of spaces as one.
+	flat := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{
+		"3 monitor(s)",
+		"monkill  1  -         new leader (1)          100.0ms (0.100)",
+		"unavailable             120.0ms (0.120)",
+		"replaced 0 - - - -",
+		"monstop  1  -         new leader (0)          -",
+		"unavailable             100.0ms (0.100)",
+		"replaced 1: new active  151.0ms (0.151)",
+		"overlaps: 0",
+	} {
+		if !strings.Contains(flat, strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "no new active within") {
+		t.Errorf("a monitor fault is listed as timed out:\n%s", out)
 	}
 }
 

@@ -60,7 +60,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	defer c.close()
 	start := time.Now()
 	pr := NewProber(c.targets(), r.cfg.ProbeTimeout, r.cfg.ProbePause, r.log.Named("prober"))
-	w := newWatcher(r.bins.Mgrctl, c.monAddr, filepath.Join(c.logDir, "watch.log"))
+	w := newWatcher(r.bins.Mgrctl, c.monAddrs, filepath.Join(c.logDir, "watch.log"))
 
 	var faults []Fault
 	g, gctx := errgroup.WithContext(ctx)
@@ -82,7 +82,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	answers := pr.Answers(0)
 	an := Analyze(answers, faults)
 	rep := Report{
-		Seed: r.cfg.Seed, Rounds: r.cfg.Rounds, Faults: r.cfg.Faults, Managers: r.cfg.Managers,
+		Seed: r.cfg.Seed, Rounds: r.cfg.Rounds, Faults: r.cfg.Faults, Managers: r.cfg.Managers, Monitors: r.cfg.Monitors,
 		BeaconPeriod: r.cfg.BeaconPeriod, Grace: r.cfg.Grace, Tick: r.cfg.Tick, FenceFlag: c.fenceFlag,
 		Start: start, End: end,
 		Failovers: an.Failovers, Stats: an.Stats, Overlaps: an.Overlaps,
@@ -147,18 +147,31 @@ func (rs *rounds) run(ctx context.Context) error {
 			return fmt.Errorf("round %d: %w", i, err)
 		}
 		f := Fault{Round: i, Kind: kind, Target: act.name, TargetGID: act.gid, OldEpoch: act.epoch}
-		if err := rs.inject(ctx, &f); err != nil {
-			return fmt.Errorf("round %d: failed to inject %s: %w", i, kind, err)
-		}
-		f.Until = rs.waitNewActive(ctx, from, f)
-		if ctx.Err() != nil {
-			// Interrupted: the round is left out of the report.
-			return ctx.Err()
-		}
-		err = rs.heal(ctx, &f)
-		rs.faults = append(rs.faults, f)
-		if err != nil {
-			return fmt.Errorf("round %d: failed to heal %s: %w", i, kind, err)
+		if kind.OnMonitor() {
+			err = rs.monitorFault(ctx, &f)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !f.At.IsZero() {
+				rs.faults = append(rs.faults, f)
+			}
+			if err != nil {
+				return fmt.Errorf("round %d: %s: %w", i, kind, err)
+			}
+		} else {
+			if err := rs.inject(ctx, &f); err != nil {
+				return fmt.Errorf("round %d: failed to inject %s: %w", i, kind, err)
+			}
+			f.Until = rs.waitNewActive(ctx, from, f)
+			if ctx.Err() != nil {
+				// Interrupted: the round is left out of the report.
+				return ctx.Err()
+			}
+			err = rs.heal(ctx, &f)
+			rs.faults = append(rs.faults, f)
+			if err != nil {
+				return fmt.Errorf("round %d: failed to heal %s: %w", i, kind, err)
+			}
 		}
 		rs.report(MeasureFailover(rs.pr.Answers(from), f), prevFrom)
 		prevFrom = from
@@ -260,6 +273,66 @@ func (rs *rounds) inject(ctx context.Context, f *Fault) error {
 	return err
 }
 
+// monitorFault injects a monitor fault into the raft leader and heals it:
+// it sets f.Monitor, f.At and, when another monitor named a new leader,
+// f.NewLeader and f.LeaderAt; f.Until when the quorum is whole again.
+// f.At stays zero when nothing was injected.
+func (rs *rounds) monitorFault(ctx context.Context, f *Fault) error {
+	c := rs.c
+	l, err := c.leader(ctx)
+	if err != nil {
+		return err
+	}
+	m := c.mons[l]
+	f.Monitor = m.id
+	switch f.Kind {
+	case MonKill:
+		f.At = time.Now()
+		if err := m.p.signal(syscall.SIGKILL); err != nil {
+			return err
+		}
+		if err := m.p.wait(ctx, exitTimeout); err != nil {
+			return err
+		}
+		nl, at, err := c.waitNewLeader(ctx, l)
+		if err != nil {
+			return err
+		}
+		f.NewLeader, f.LeaderAt = c.mons[nl].id, at
+		if err := c.startMonitor(l); err != nil {
+			return err
+		}
+	case MonStop:
+		f.At = time.Now()
+		if err := m.p.signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		f.Stopped = time.Now()
+		// Held stopped for a bounded time, looking for a new leader.
+		until := f.Stopped.Add(rs.cfg.Grace + monStopExtra)
+		for time.Now().Before(until) && ctx.Err() == nil {
+			if f.LeaderAt.IsZero() {
+				if nl := c.newLeader(ctx, l); nl >= 0 {
+					f.NewLeader, f.LeaderAt = c.mons[nl].id, time.Now()
+				}
+			}
+			sleepCtx(ctx, min(quorumPoll, time.Until(until)))
+		}
+		f.Resumed = time.Now()
+		if err := m.p.signal(syscall.SIGCONT); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	default:
+		return fmt.Errorf("%q is not a monitor fault", f.Kind)
+	}
+	err = c.waitAgreed(ctx)
+	f.Until = time.Now()
+	return err
+}
+
 // waitNewActive waits until an answer arrived after f.At that is not of
 // the faulted term, or the new-active timeout passed; it returns when the
 // wait ended.
@@ -312,6 +385,19 @@ func (rs *rounds) report(fo Failover, prevFrom int) {
 	}
 	elapsed := time.Since(rs.start).Truncate(time.Second)
 	head := fmt.Sprintf("[%v] round %d/%d %-7s %s", elapsed, fo.Round, rs.cfg.Rounds, fo.Kind, fo.Target)
+	if fo.Kind.OnMonitor() {
+		leader := "no new leader"
+		if fo.NewLeader != "" {
+			leader = fmt.Sprintf("leader %s after %s", fo.NewLeader, formatDur(fo.TimeToLeader))
+		}
+		act := fmt.Sprintf("active %s kept", fo.Target)
+		if fo.ActiveReplaced {
+			act = fmt.Sprintf("active %s → %s after %s", fo.Target, fo.New.Manager, formatDur(fo.TimeToActive))
+		}
+		fmt.Fprintf(rs.progress, "[%v] round %d/%d %-7s %s → %s, %s, unavailable %s, healed after %s  overlaps %d\n",
+			elapsed, fo.Round, rs.cfg.Rounds, fo.Kind, fo.Monitor, leader, act, formatDur(fo.Unavailable), formatDur(fo.Until.Sub(fo.At)), len(rs.overlaps))
+		return
+	}
 	if fo.TimedOut {
 		fmt.Fprintf(rs.progress, "%s → no new active within %s (TIMEOUT)  overlaps %d\n", head, formatDur(fo.Until.Sub(fo.At)), len(rs.overlaps))
 		return

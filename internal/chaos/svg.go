@@ -214,11 +214,16 @@ func WriteSVG(w io.Writer, tl Timeline) error {
 		color := "#333"
 		label := fmt.Sprintf("%d %s %s", f.Round, f.Kind, f.Target)
 		detail := fmt.Sprintf("round %d: %s on %s (gid %d, active epoch %d) at %s", f.Round, f.Kind, f.Target, f.TargetGID, f.OldEpoch, rel(f.At))
-		if f.TimedOut {
+		switch {
+		case f.Kind.OnMonitor():
+			label = fmt.Sprintf("%d %s %s", f.Round, f.Kind, f.Monitor)
+			detail = fmt.Sprintf("round %d: %s on monitor %s (the raft leader) at %s, active %s (gid %d); new leader %q; longest stretch without an active %s; quorum whole after %s",
+				f.Round, f.Kind, f.Monitor, rel(f.At), f.Target, f.TargetGID, f.NewLeader, formatDur(f.Unavailable), formatDur(f.Until.Sub(f.At)))
+		case f.TimedOut:
 			color = "#e15759"
 			label += " TIMEOUT"
 			detail += fmt.Sprintf("; no new active within %s", formatDur(f.Until.Sub(f.At)))
-		} else {
+		default:
 			detail += fmt.Sprintf("; %s (gid %d) active after %s, unavailable %s", f.New.Manager, f.New.GID, formatDur(f.TimeToActive), formatDur(f.Unavailable))
 		}
 		fmt.Fprintf(bw, `<g><title>%s</title><line x1="%.2f" y1="%d" x2="%.2f" y2="%.1f" stroke="%s" stroke-dasharray="3,3"/>`,
