@@ -2,13 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mgrplane/mgrplane/internal/chaos"
 
 	"go.uber.org/goleak"
 )
@@ -54,52 +56,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// build compiles monsim, standby and mgrctl into dir (CGO_ENABLED=0, no race
-// detector: the programs are the product as shipped) and finds grpcurl.
+// build compiles monsim, standby and mgrctl into dir, as the chaos harness
+// does (CGO_ENABLED=0, no race detector: the programs as shipped), and finds
+// grpcurl.
 func build(dir string) (binaries, error) {
-	root, err := moduleRoot()
+	cb, err := chaos.BuildBinaries(context.Background(), dir)
 	if err != nil {
 		return binaries{}, err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/...")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return binaries{}, fmt.Errorf("go build ./cmd/... failed: %w\n%s", err, out)
-	}
 	// `go tool -n grpcurl` builds the tool (cached) and prints its path, so
 	// each call below runs `go tool grpcurl` without paying for `go` itself.
-	cmd = exec.Command("go", "tool", "-n", "grpcurl")
-	cmd.Dir = root
+	cmd := exec.Command("go", "tool", "-n", "grpcurl")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		return binaries{}, fmt.Errorf("go tool -n grpcurl failed: %w\n%s", err, stderr.String())
 	}
-	b := binaries{
-		monsim:  filepath.Join(dir, "monsim"),
-		standby: filepath.Join(dir, "standby"),
-		mgrctl:  filepath.Join(dir, "mgrctl"),
-		grpcurl: strings.TrimSpace(string(out)),
-	}
-	for _, p := range []string{b.monsim, b.standby, b.mgrctl, b.grpcurl} {
-		if _, err := os.Stat(p); err != nil {
-			return binaries{}, fmt.Errorf("missing binary: %w", err)
-		}
+	b := binaries{monsim: cb.Monsim, standby: cb.Standby, mgrctl: cb.Mgrctl, grpcurl: strings.TrimSpace(string(out))}
+	if _, err := os.Stat(b.grpcurl); err != nil {
+		return binaries{}, fmt.Errorf("missing binary: %w", err)
 	}
 	return b, nil
-}
-
-// moduleRoot is the directory of the module's go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD failed: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside a Go module")
-	}
-	return filepath.Dir(gomod), nil
 }

@@ -1,13 +1,14 @@
 package quorum
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mgrplane/mgrplane/internal/chaos"
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
@@ -53,43 +54,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// build compiles monsim, standby and mgrctl into dir (CGO_ENABLED=0, no race
-// detector: the programs are the product as shipped).
+// build compiles monsim, standby and mgrctl into dir, as the chaos harness
+// does (CGO_ENABLED=0, no race detector: the programs as shipped).
 func build(dir string) (binaries, error) {
-	root, err := moduleRoot()
+	b, err := chaos.BuildBinaries(context.Background(), dir)
 	if err != nil {
 		return binaries{}, err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/monsim", "./cmd/standby", "./cmd/mgrctl")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return binaries{}, fmt.Errorf("go build failed: %w\n%s", err, out)
-	}
-	b := binaries{
-		monsim:  filepath.Join(dir, "monsim"),
-		standby: filepath.Join(dir, "standby"),
-		mgrctl:  filepath.Join(dir, "mgrctl"),
-	}
-	for _, p := range []string{b.monsim, b.standby, b.mgrctl} {
-		if _, err := os.Stat(p); err != nil {
-			return binaries{}, fmt.Errorf("missing binary: %w", err)
-		}
-	}
-	return b, nil
-}
-
-// moduleRoot is the directory of the module's go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD failed: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside a Go module")
-	}
-	return filepath.Dir(gomod), nil
+	return binaries{monsim: b.Monsim, standby: b.Standby, mgrctl: b.Mgrctl}, nil
 }
 
 // testWriter sends log lines to t.Log.
