@@ -397,8 +397,11 @@ func (r *Role) activate(m *mgrv1.MgrMap) error {
 	r.activeSince.Store(&now)
 	r.srv.Store(srv)
 	r.armFence()
+	// One beacon claiming available goes out at once, with the modules
+	// applyModules starts: a second one would still be in flight when a
+	// quick demotion arrives, and be answered STALE.
+	r.lastReport = nil
 	r.applyModules(m)
-	r.report(true)
 	if m.GetAvailable() {
 		r.setState(StateActive)
 	}
@@ -575,6 +578,13 @@ func (r *Role) handleBeacon(ctx context.Context, res beacon.Result) error {
 	case mgrv1.Standing_STANDING_ACTIVE:
 		return r.grant(res)
 	case mgrv1.Standing_STANDING_STALE:
+		if m := r.current.Load(); r.srv.Load() == nil && m.GetActiveGid() != gid && m.GetEpoch() >= res.Resp.GetActiveEpoch() {
+			// The answer to a beacon sent while this manager served, which
+			// crossed the map that demoted it: it already stopped and goes
+			// on as a standby under the same gid.
+			r.notActiveAt = max(r.notActiveAt, e)
+			return nil
+		}
 		// This gid must not serve again: the monitor waits for it to
 		// leave (or for its lease to run out) before it promotes another.
 		return r.rejoin(ctx, fmt.Sprintf("the monitor answered stale at epoch %d (active epoch %d)", e, res.Resp.GetActiveEpoch()))
