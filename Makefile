@@ -9,9 +9,13 @@ FUZZTIME ?= 20s
 # Rounds of random faults in `make chaos`.
 ROUNDS ?= 20
 
-.PHONY: all build run test test-short e2e bench chaos fuzz generate lint check-generated fmt vet clean
+.PHONY: all deps build run test test-short e2e bench chaos fuzz generate lint check-generated fmt vet clean
 
 all: build
+
+## deps: install the Debian packages the tests use (chromium), when missing.
+deps:
+	./scripts/install-deps.sh
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...

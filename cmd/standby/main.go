@@ -129,7 +129,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := root.With("mgr", o.cfg.Name)
 	o.cfg.Logger = log
 
-	sb, err := standby.New(o.cfg)
+	// The modules this daemon carries; `mgrctl module enable NAME` runs one
+	// on the active.
+	sb, err := standby.New(o.cfg, standby.Dashboard())
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
@@ -327,4 +331,29 @@ func (h *adminHandler) RemoveMonitor(ctx context.Context, req *mgrv1.RemoveMonit
 	}
 	h.s.logger.Info("monitor removed from the quorum", "id", req.GetId())
 	return &mgrv1.RemoveMonitorResponse{}, nil
+}
+
+// ListBeacons implements mgrv1.AdminServiceServer. Beacon times live in the
+// leader's memory, so a follower forwards the call.
+func (h *adminHandler) ListBeacons(ctx context.Context, req *mgrv1.ListBeaconsRequest) (*mgrv1.ListBeaconsResponse, error) {
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewAdminServiceClient(c).ListBeacons(ctx, req)
+	}
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	resp := &mgrv1.ListBeaconsResponse{Epoch: st.GetMap().GetEpoch()}
+	for _, mm := range managers(st) {
+		last := h.s.live.LastSeen(mm.GetGid())
+		resp.Managers = append(resp.Managers, &mgrv1.ManagerBeacon{
+			Gid: mm.GetGid(), Name: mm.GetName(), Active: mm.GetActive(),
+			LastBeacon: timestamppb.New(last), Age: durationpb.New(max(now.Sub(last), 0)),
+		})
+	}
+	return resp, nil
 }

@@ -79,6 +79,12 @@ func TestQuorumServesFromAnyMonitorAndSurvivesLeaderLoss(t *testing.T) {
 	if err != nil || len(st.GetMembers()) != 3 || st.GetLeaderId() != mons[leader].srv.node.ID() {
 		t.Fatalf("quorum status %v %v", st, err)
 	}
+	// Beacon times live in the leader's memory: a follower forwards.
+	lb, err := follower.admin.ListBeacons(ctx, &mgrv1.ListBeaconsRequest{})
+	if err != nil || len(lb.GetManagers()) != 2 || lb.GetManagers()[0].GetGid() != x || lb.GetManagers()[1].GetGid() != y ||
+		lb.GetManagers()[1].GetLastBeacon().AsTime().IsZero() {
+		t.Fatalf("beacons through a follower: %v %v", lb, err)
+	}
 	// Every monitor serves the same map once it has applied it.
 	want := mons[leader].current(t)
 	for i, m := range mons {

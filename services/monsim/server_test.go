@@ -175,6 +175,47 @@ func TestBeaconPromotesAndAdminAnswers(t *testing.T) {
 	}
 }
 
+func TestListBeaconsSaysWhenEachManagerWasLastHeard(t *testing.T) {
+	tm := startMonitor(t, testConfig(t))
+	ctx := context.Background()
+	before := time.Now()
+	x := tm.join(t, "x")
+	y := tm.join(t, "y")
+	m := tm.current(t)
+	mid := time.Now()
+	if _, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: m.GetFsid(), Gid: y, Name: "y"}); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	lb, err := tm.admin.ListBeacons(ctx, &mgrv1.ListBeaconsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m = tm.current(t); lb.GetEpoch() != m.GetEpoch() || len(lb.GetManagers()) != 2 {
+		t.Fatalf("beacons %v, map %v", lb, m)
+	}
+	ax, sy := lb.GetManagers()[0], lb.GetManagers()[1]
+	if ax.GetGid() != x || ax.GetName() != "x" || !ax.GetActive() || sy.GetGid() != y || sy.GetName() != "y" || sy.GetActive() {
+		t.Fatalf("managers %v", lb.GetManagers())
+	}
+	for name, c := range map[string]struct {
+		got      *mgrv1.ManagerBeacon
+		from, to time.Time
+	}{
+		"active x, heard once":        {got: ax, from: before, to: mid},
+		"standby y, heard again last": {got: sy, from: mid, to: after},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if at := c.got.GetLastBeacon().AsTime(); at.Before(c.from) || at.After(c.to) {
+				t.Errorf("last beacon at %v, sent between %v and %v", at, c.from, c.to)
+			}
+			if c.got.GetAge() == nil || c.got.GetAge().AsDuration() < 0 {
+				t.Errorf("age %v", c.got.GetAge())
+			}
+		})
+	}
+}
+
 func TestBadInputGetsClearStatusAndChangesNothing(t *testing.T) {
 	tm := startMonitor(t, testConfig(t))
 	ctx := context.Background()

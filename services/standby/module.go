@@ -66,4 +66,16 @@ type Host interface {
 	Logger() hclog.Logger
 	// ActiveSince is when the manager became active; zero when it is not.
 	ActiveSince() time.Time
+	// Watch returns a channel carrying the newest map at once (or the first
+	// one, before any), then each newer map as the manager receives it. A
+	// reader slower than the maps gets the newest when it reads again: the
+	// maps in between are dropped, and the manager never waits for a
+	// reader. The channel is closed when ctx is done or the manager's Run
+	// returns. Each call starts one goroutine, which ends with the channel.
+	Watch(ctx context.Context) <-chan *mgrv1.MgrMap
+	// Monitors is a connection to the monitor the manager uses, for the
+	// monitors' AdminService (mgrv1.NewAdminServiceClient(h.Monitors())),
+	// as a Ceph module calls mon_command. Each call goes to the monitor in
+	// use at that moment. Calls fail while the manager's Run is not running.
+	Monitors() grpc.ClientConnInterface
 }

@@ -13,7 +13,8 @@
 //	err = sb.Run(ctx) // until ctx is cancelled
 //
 // The built-in module "status" always runs on the active: GET /status/ and
-// mgr.v1.ManagerService/GetStatus.
+// mgr.v1.ManagerService/GetStatus. Dashboard returns the dashboard module, a
+// live web page of the cluster at /dashboard/.
 package standby
 
 import (
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
@@ -61,6 +63,8 @@ type Standby struct {
 	role    *role.Role
 	started time.Time
 	ran     atomic.Bool
+	// mon is the monitor client while Run runs.
+	mon atomic.Pointer[monclient.Client]
 }
 
 // New checks cfg and the modules and returns a manager carrying them and the
@@ -154,7 +158,11 @@ func (s *Standby) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = mon.Close() }()
+	s.mon.Store(mon)
+	defer func() {
+		s.mon.Store(nil)
+		_ = mon.Close()
+	}()
 	return s.role.Run(ctx, mon)
 }
 
@@ -210,3 +218,30 @@ func (h host) GID() uint64            { return h.s.role.GID() }
 func (h host) Name() string           { return h.s.cfg.Name }
 func (h host) Logger() hclog.Logger   { return h.log }
 func (h host) ActiveSince() time.Time { return h.s.role.ActiveSince() }
+func (h host) Watch(ctx context.Context) <-chan *mgrv1.MgrMap {
+	return h.s.role.Watch(ctx)
+}
+func (h host) Monitors() grpc.ClientConnInterface { return monConn{s: h.s} }
+
+// errNotRunning is what a call through Host.Monitors returns while Run is
+// not running.
+var errNotRunning = errors.New("standby: the manager is not running; no monitor connection")
+
+// monConn calls the monitor in use through Run's client.
+type monConn struct{ s *Standby }
+
+func (c monConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	mon := c.s.mon.Load()
+	if mon == nil {
+		return errNotRunning
+	}
+	return mon.Conn().Invoke(ctx, method, args, reply, opts...)
+}
+
+func (c monConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	mon := c.s.mon.Load()
+	if mon == nil {
+		return nil, errNotRunning
+	}
+	return mon.Conn().NewStream(ctx, desc, method, opts...)
+}

@@ -9,6 +9,8 @@ package mgrv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1624,11 +1626,182 @@ func (*RemoveMonitorResponse) Descriptor() ([]byte, []int) {
 	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
+type ListBeaconsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBeaconsRequest) Reset() {
+	*x = ListBeaconsRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBeaconsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBeaconsRequest) ProtoMessage() {}
+
+func (x *ListBeaconsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBeaconsRequest.ProtoReflect.Descriptor instead.
+func (*ListBeaconsRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{32}
+}
+
+// ManagerBeacon is when the leader last heard from one manager.
+type ManagerBeacon struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Gid    uint64                 `protobuf:"varint,1,opt,name=gid,proto3" json:"gid,omitempty"`
+	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Active bool                   `protobuf:"varint,3,opt,name=active,proto3" json:"active,omitempty"`
+	// When the leader received its newest beacon (the leader's clock), or
+	// when this leader started judging if it has not heard from it since.
+	LastBeacon *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_beacon,json=lastBeacon,proto3" json:"last_beacon,omitempty"`
+	// How long ago that was when the leader answered: compare it with the
+	// grace rather than last_beacon with another clock.
+	Age           *durationpb.Duration `protobuf:"bytes,5,opt,name=age,proto3" json:"age,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManagerBeacon) Reset() {
+	*x = ManagerBeacon{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManagerBeacon) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManagerBeacon) ProtoMessage() {}
+
+func (x *ManagerBeacon) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManagerBeacon.ProtoReflect.Descriptor instead.
+func (*ManagerBeacon) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ManagerBeacon) GetGid() uint64 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+func (x *ManagerBeacon) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ManagerBeacon) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *ManagerBeacon) GetLastBeacon() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastBeacon
+	}
+	return nil
+}
+
+func (x *ManagerBeacon) GetAge() *durationpb.Duration {
+	if x != nil {
+		return x.Age
+	}
+	return nil
+}
+
+type ListBeaconsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every manager in the map, the active first, then the standbys by gid.
+	Managers []*ManagerBeacon `protobuf:"bytes,1,rep,name=managers,proto3" json:"managers,omitempty"`
+	// The map epoch the list was taken from.
+	Epoch         uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBeaconsResponse) Reset() {
+	*x = ListBeaconsResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBeaconsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBeaconsResponse) ProtoMessage() {}
+
+func (x *ListBeaconsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBeaconsResponse.ProtoReflect.Descriptor instead.
+func (*ListBeaconsResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListBeaconsResponse) GetManagers() []*ManagerBeacon {
+	if x != nil {
+		return x.Managers
+	}
+	return nil
+}
+
+func (x *ListBeaconsResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 var File_mgr_v1_admin_proto protoreflect.FileDescriptor
 
 const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x12mgr/v1/admin.proto\x12\x06mgr.v1\x1a\x13mgr/v1/mgrmap.proto\"\x10\n" +
+	"\x12mgr/v1/admin.proto\x12\x06mgr.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13mgr/v1/mgrmap.proto\"\x10\n" +
 	"\x0eGetStatRequest\"\xd0\x01\n" +
 	"\x0fGetStatResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1c\n" +
@@ -1732,7 +1905,18 @@ const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\x12AddMonitorResponse\"&\n" +
 	"\x14RemoveMonitorRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
-	"\x15RemoveMonitorResponse2\xc3\b\n" +
+	"\x15RemoveMonitorResponse\"\x14\n" +
+	"\x12ListBeaconsRequest\"\xb7\x01\n" +
+	"\rManagerBeacon\x12\x10\n" +
+	"\x03gid\x18\x01 \x01(\x04R\x03gid\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06active\x18\x03 \x01(\bR\x06active\x12;\n" +
+	"\vlast_beacon\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastBeacon\x12+\n" +
+	"\x03age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03age\"^\n" +
+	"\x13ListBeaconsResponse\x121\n" +
+	"\bmanagers\x18\x01 \x03(\v2\x15.mgr.v1.ManagerBeaconR\bmanagers\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch2\x8b\t\n" +
 	"\fAdminService\x12:\n" +
 	"\aGetStat\x12\x16.mgr.v1.GetStatRequest\x1a\x17.mgr.v1.GetStatResponse\x127\n" +
 	"\x06GetMap\x12\x15.mgr.v1.GetMapRequest\x1a\x16.mgr.v1.GetMapResponse\x12F\n" +
@@ -1749,7 +1933,8 @@ const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\x0fGetQuorumStatus\x12\x1e.mgr.v1.GetQuorumStatusRequest\x1a\x1f.mgr.v1.GetQuorumStatusResponse\x12C\n" +
 	"\n" +
 	"AddMonitor\x12\x19.mgr.v1.AddMonitorRequest\x1a\x1a.mgr.v1.AddMonitorResponse\x12L\n" +
-	"\rRemoveMonitor\x12\x1c.mgr.v1.RemoveMonitorRequest\x1a\x1d.mgr.v1.RemoveMonitorResponseB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
+	"\rRemoveMonitor\x12\x1c.mgr.v1.RemoveMonitorRequest\x1a\x1d.mgr.v1.RemoveMonitorResponse\x12F\n" +
+	"\vListBeacons\x12\x1a.mgr.v1.ListBeaconsRequest\x1a\x1b.mgr.v1.ListBeaconsResponseB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
 
 var (
 	file_mgr_v1_admin_proto_rawDescOnce sync.Once
@@ -1763,7 +1948,7 @@ func file_mgr_v1_admin_proto_rawDescGZIP() []byte {
 	return file_mgr_v1_admin_proto_rawDescData
 }
 
-var file_mgr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_mgr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_mgr_v1_admin_proto_goTypes = []any{
 	(*GetStatRequest)(nil),          // 0: mgr.v1.GetStatRequest
 	(*GetStatResponse)(nil),         // 1: mgr.v1.GetStatResponse
@@ -1797,59 +1982,69 @@ var file_mgr_v1_admin_proto_goTypes = []any{
 	(*AddMonitorResponse)(nil),      // 29: mgr.v1.AddMonitorResponse
 	(*RemoveMonitorRequest)(nil),    // 30: mgr.v1.RemoveMonitorRequest
 	(*RemoveMonitorResponse)(nil),   // 31: mgr.v1.RemoveMonitorResponse
-	nil,                             // 32: mgr.v1.ListServicesResponse.ServicesEntry
-	nil,                             // 33: mgr.v1.ManagerMetadata.MetadataEntry
-	nil,                             // 34: mgr.v1.CountMetadataResponse.CountsEntry
-	nil,                             // 35: mgr.v1.GetVersionsResponse.VersionsEntry
-	(*MgrMap)(nil),                  // 36: mgr.v1.MgrMap
-	(*HistoryEntry)(nil),            // 37: mgr.v1.HistoryEntry
-	(*ModuleInfo)(nil),              // 38: mgr.v1.ModuleInfo
+	(*ListBeaconsRequest)(nil),      // 32: mgr.v1.ListBeaconsRequest
+	(*ManagerBeacon)(nil),           // 33: mgr.v1.ManagerBeacon
+	(*ListBeaconsResponse)(nil),     // 34: mgr.v1.ListBeaconsResponse
+	nil,                             // 35: mgr.v1.ListServicesResponse.ServicesEntry
+	nil,                             // 36: mgr.v1.ManagerMetadata.MetadataEntry
+	nil,                             // 37: mgr.v1.CountMetadataResponse.CountsEntry
+	nil,                             // 38: mgr.v1.GetVersionsResponse.VersionsEntry
+	(*MgrMap)(nil),                  // 39: mgr.v1.MgrMap
+	(*HistoryEntry)(nil),            // 40: mgr.v1.HistoryEntry
+	(*ModuleInfo)(nil),              // 41: mgr.v1.ModuleInfo
+	(*timestamppb.Timestamp)(nil),   // 42: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 43: google.protobuf.Duration
 }
 var file_mgr_v1_admin_proto_depIdxs = []int32{
-	36, // 0: mgr.v1.GetMapResponse.map:type_name -> mgr.v1.MgrMap
-	37, // 1: mgr.v1.ListHistoryResponse.entries:type_name -> mgr.v1.HistoryEntry
-	38, // 2: mgr.v1.ListModulesResponse.available_modules:type_name -> mgr.v1.ModuleInfo
-	32, // 3: mgr.v1.ListServicesResponse.services:type_name -> mgr.v1.ListServicesResponse.ServicesEntry
-	33, // 4: mgr.v1.ManagerMetadata.metadata:type_name -> mgr.v1.ManagerMetadata.MetadataEntry
+	39, // 0: mgr.v1.GetMapResponse.map:type_name -> mgr.v1.MgrMap
+	40, // 1: mgr.v1.ListHistoryResponse.entries:type_name -> mgr.v1.HistoryEntry
+	41, // 2: mgr.v1.ListModulesResponse.available_modules:type_name -> mgr.v1.ModuleInfo
+	35, // 3: mgr.v1.ListServicesResponse.services:type_name -> mgr.v1.ListServicesResponse.ServicesEntry
+	36, // 4: mgr.v1.ManagerMetadata.metadata:type_name -> mgr.v1.ManagerMetadata.MetadataEntry
 	19, // 5: mgr.v1.GetMetadataResponse.managers:type_name -> mgr.v1.ManagerMetadata
-	34, // 6: mgr.v1.CountMetadataResponse.counts:type_name -> mgr.v1.CountMetadataResponse.CountsEntry
-	35, // 7: mgr.v1.GetVersionsResponse.versions:type_name -> mgr.v1.GetVersionsResponse.VersionsEntry
+	37, // 6: mgr.v1.CountMetadataResponse.counts:type_name -> mgr.v1.CountMetadataResponse.CountsEntry
+	38, // 7: mgr.v1.GetVersionsResponse.versions:type_name -> mgr.v1.GetVersionsResponse.VersionsEntry
 	26, // 8: mgr.v1.GetQuorumStatusResponse.members:type_name -> mgr.v1.QuorumMember
-	0,  // 9: mgr.v1.AdminService.GetStat:input_type -> mgr.v1.GetStatRequest
-	2,  // 10: mgr.v1.AdminService.GetMap:input_type -> mgr.v1.GetMapRequest
-	4,  // 11: mgr.v1.AdminService.ListHistory:input_type -> mgr.v1.ListHistoryRequest
-	6,  // 12: mgr.v1.AdminService.FailManager:input_type -> mgr.v1.FailManagerRequest
-	8,  // 13: mgr.v1.AdminService.EnableModule:input_type -> mgr.v1.EnableModuleRequest
-	10, // 14: mgr.v1.AdminService.DisableModule:input_type -> mgr.v1.DisableModuleRequest
-	12, // 15: mgr.v1.AdminService.ListModules:input_type -> mgr.v1.ListModulesRequest
-	14, // 16: mgr.v1.AdminService.SetFlags:input_type -> mgr.v1.SetFlagsRequest
-	16, // 17: mgr.v1.AdminService.ListServices:input_type -> mgr.v1.ListServicesRequest
-	18, // 18: mgr.v1.AdminService.GetMetadata:input_type -> mgr.v1.GetMetadataRequest
-	21, // 19: mgr.v1.AdminService.CountMetadata:input_type -> mgr.v1.CountMetadataRequest
-	23, // 20: mgr.v1.AdminService.GetVersions:input_type -> mgr.v1.GetVersionsRequest
-	25, // 21: mgr.v1.AdminService.GetQuorumStatus:input_type -> mgr.v1.GetQuorumStatusRequest
-	28, // 22: mgr.v1.AdminService.AddMonitor:input_type -> mgr.v1.AddMonitorRequest
-	30, // 23: mgr.v1.AdminService.RemoveMonitor:input_type -> mgr.v1.RemoveMonitorRequest
-	1,  // 24: mgr.v1.AdminService.GetStat:output_type -> mgr.v1.GetStatResponse
-	3,  // 25: mgr.v1.AdminService.GetMap:output_type -> mgr.v1.GetMapResponse
-	5,  // 26: mgr.v1.AdminService.ListHistory:output_type -> mgr.v1.ListHistoryResponse
-	7,  // 27: mgr.v1.AdminService.FailManager:output_type -> mgr.v1.FailManagerResponse
-	9,  // 28: mgr.v1.AdminService.EnableModule:output_type -> mgr.v1.EnableModuleResponse
-	11, // 29: mgr.v1.AdminService.DisableModule:output_type -> mgr.v1.DisableModuleResponse
-	13, // 30: mgr.v1.AdminService.ListModules:output_type -> mgr.v1.ListModulesResponse
-	15, // 31: mgr.v1.AdminService.SetFlags:output_type -> mgr.v1.SetFlagsResponse
-	17, // 32: mgr.v1.AdminService.ListServices:output_type -> mgr.v1.ListServicesResponse
-	20, // 33: mgr.v1.AdminService.GetMetadata:output_type -> mgr.v1.GetMetadataResponse
-	22, // 34: mgr.v1.AdminService.CountMetadata:output_type -> mgr.v1.CountMetadataResponse
-	24, // 35: mgr.v1.AdminService.GetVersions:output_type -> mgr.v1.GetVersionsResponse
-	27, // 36: mgr.v1.AdminService.GetQuorumStatus:output_type -> mgr.v1.GetQuorumStatusResponse
-	29, // 37: mgr.v1.AdminService.AddMonitor:output_type -> mgr.v1.AddMonitorResponse
-	31, // 38: mgr.v1.AdminService.RemoveMonitor:output_type -> mgr.v1.RemoveMonitorResponse
-	24, // [24:39] is the sub-list for method output_type
-	9,  // [9:24] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	42, // 9: mgr.v1.ManagerBeacon.last_beacon:type_name -> google.protobuf.Timestamp
+	43, // 10: mgr.v1.ManagerBeacon.age:type_name -> google.protobuf.Duration
+	33, // 11: mgr.v1.ListBeaconsResponse.managers:type_name -> mgr.v1.ManagerBeacon
+	0,  // 12: mgr.v1.AdminService.GetStat:input_type -> mgr.v1.GetStatRequest
+	2,  // 13: mgr.v1.AdminService.GetMap:input_type -> mgr.v1.GetMapRequest
+	4,  // 14: mgr.v1.AdminService.ListHistory:input_type -> mgr.v1.ListHistoryRequest
+	6,  // 15: mgr.v1.AdminService.FailManager:input_type -> mgr.v1.FailManagerRequest
+	8,  // 16: mgr.v1.AdminService.EnableModule:input_type -> mgr.v1.EnableModuleRequest
+	10, // 17: mgr.v1.AdminService.DisableModule:input_type -> mgr.v1.DisableModuleRequest
+	12, // 18: mgr.v1.AdminService.ListModules:input_type -> mgr.v1.ListModulesRequest
+	14, // 19: mgr.v1.AdminService.SetFlags:input_type -> mgr.v1.SetFlagsRequest
+	16, // 20: mgr.v1.AdminService.ListServices:input_type -> mgr.v1.ListServicesRequest
+	18, // 21: mgr.v1.AdminService.GetMetadata:input_type -> mgr.v1.GetMetadataRequest
+	21, // 22: mgr.v1.AdminService.CountMetadata:input_type -> mgr.v1.CountMetadataRequest
+	23, // 23: mgr.v1.AdminService.GetVersions:input_type -> mgr.v1.GetVersionsRequest
+	25, // 24: mgr.v1.AdminService.GetQuorumStatus:input_type -> mgr.v1.GetQuorumStatusRequest
+	28, // 25: mgr.v1.AdminService.AddMonitor:input_type -> mgr.v1.AddMonitorRequest
+	30, // 26: mgr.v1.AdminService.RemoveMonitor:input_type -> mgr.v1.RemoveMonitorRequest
+	32, // 27: mgr.v1.AdminService.ListBeacons:input_type -> mgr.v1.ListBeaconsRequest
+	1,  // 28: mgr.v1.AdminService.GetStat:output_type -> mgr.v1.GetStatResponse
+	3,  // 29: mgr.v1.AdminService.GetMap:output_type -> mgr.v1.GetMapResponse
+	5,  // 30: mgr.v1.AdminService.ListHistory:output_type -> mgr.v1.ListHistoryResponse
+	7,  // 31: mgr.v1.AdminService.FailManager:output_type -> mgr.v1.FailManagerResponse
+	9,  // 32: mgr.v1.AdminService.EnableModule:output_type -> mgr.v1.EnableModuleResponse
+	11, // 33: mgr.v1.AdminService.DisableModule:output_type -> mgr.v1.DisableModuleResponse
+	13, // 34: mgr.v1.AdminService.ListModules:output_type -> mgr.v1.ListModulesResponse
+	15, // 35: mgr.v1.AdminService.SetFlags:output_type -> mgr.v1.SetFlagsResponse
+	17, // 36: mgr.v1.AdminService.ListServices:output_type -> mgr.v1.ListServicesResponse
+	20, // 37: mgr.v1.AdminService.GetMetadata:output_type -> mgr.v1.GetMetadataResponse
+	22, // 38: mgr.v1.AdminService.CountMetadata:output_type -> mgr.v1.CountMetadataResponse
+	24, // 39: mgr.v1.AdminService.GetVersions:output_type -> mgr.v1.GetVersionsResponse
+	27, // 40: mgr.v1.AdminService.GetQuorumStatus:output_type -> mgr.v1.GetQuorumStatusResponse
+	29, // 41: mgr.v1.AdminService.AddMonitor:output_type -> mgr.v1.AddMonitorResponse
+	31, // 42: mgr.v1.AdminService.RemoveMonitor:output_type -> mgr.v1.RemoveMonitorResponse
+	34, // 43: mgr.v1.AdminService.ListBeacons:output_type -> mgr.v1.ListBeaconsResponse
+	28, // [28:44] is the sub-list for method output_type
+	12, // [12:28] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_mgr_v1_admin_proto_init() }
@@ -1864,7 +2059,7 @@ func file_mgr_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgr_v1_admin_proto_rawDesc), len(file_mgr_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	AdminService_GetQuorumStatus_FullMethodName = "/mgr.v1.AdminService/GetQuorumStatus"
 	AdminService_AddMonitor_FullMethodName      = "/mgr.v1.AdminService/AddMonitor"
 	AdminService_RemoveMonitor_FullMethodName   = "/mgr.v1.AdminService/RemoveMonitor"
+	AdminService_ListBeacons_FullMethodName     = "/mgr.v1.AdminService/ListBeacons"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -72,6 +73,9 @@ type AdminServiceClient interface {
 	AddMonitor(ctx context.Context, in *AddMonitorRequest, opts ...grpc.CallOption) (*AddMonitorResponse, error)
 	// RemoveMonitor removes a monitor from the quorum (through the leader).
 	RemoveMonitor(ctx context.Context, in *RemoveMonitorRequest, opts ...grpc.CallOption) (*RemoveMonitorResponse, error)
+	// ListBeacons says when the quorum leader last heard from each manager
+	// in the map (beacon times live in the leader's memory, not in the map).
+	ListBeacons(ctx context.Context, in *ListBeaconsRequest, opts ...grpc.CallOption) (*ListBeaconsResponse, error)
 }
 
 type adminServiceClient struct {
@@ -232,6 +236,16 @@ func (c *adminServiceClient) RemoveMonitor(ctx context.Context, in *RemoveMonito
 	return out, nil
 }
 
+func (c *adminServiceClient) ListBeacons(ctx context.Context, in *ListBeaconsRequest, opts ...grpc.CallOption) (*ListBeaconsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBeaconsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListBeacons_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -268,6 +282,9 @@ type AdminServiceServer interface {
 	AddMonitor(context.Context, *AddMonitorRequest) (*AddMonitorResponse, error)
 	// RemoveMonitor removes a monitor from the quorum (through the leader).
 	RemoveMonitor(context.Context, *RemoveMonitorRequest) (*RemoveMonitorResponse, error)
+	// ListBeacons says when the quorum leader last heard from each manager
+	// in the map (beacon times live in the leader's memory, not in the map).
+	ListBeacons(context.Context, *ListBeaconsRequest) (*ListBeaconsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -322,6 +339,9 @@ func (UnimplementedAdminServiceServer) AddMonitor(context.Context, *AddMonitorRe
 }
 func (UnimplementedAdminServiceServer) RemoveMonitor(context.Context, *RemoveMonitorRequest) (*RemoveMonitorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveMonitor not implemented")
+}
+func (UnimplementedAdminServiceServer) ListBeacons(context.Context, *ListBeaconsRequest) (*ListBeaconsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBeacons not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -614,6 +634,24 @@ func _AdminService_RemoveMonitor_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListBeacons_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBeaconsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListBeacons(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListBeacons_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListBeacons(ctx, req.(*ListBeaconsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -680,6 +718,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveMonitor",
 			Handler:    _AdminService_RemoveMonitor_Handler,
+		},
+		{
+			MethodName: "ListBeacons",
+			Handler:    _AdminService_ListBeacons_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

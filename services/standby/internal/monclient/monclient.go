@@ -207,3 +207,28 @@ func (c *Client) WatchMap(ctx context.Context, req *mgrv1.WatchMapRequest) (int,
 	}
 	return i, stream{s}, nil
 }
+
+// Conn is a connection to the monitor in use, for services other than
+// MonitorService (the monitors' AdminService): each call goes to the
+// monitor in use at that moment and moves on to the next when it is
+// unreachable. Its errors are the monitors' gRPC statuses, unclassified.
+func (c *Client) Conn() grpc.ClientConnInterface { return routed{c: c} }
+
+// routed sends each call to the monitor in use.
+type routed struct{ c *Client }
+
+func (r routed) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	i := int(r.c.cur.Load()) % len(r.c.conns)
+	err := r.c.conns[i].Invoke(ctx, method, args, reply, opts...)
+	r.c.Report(i, err)
+	return err
+}
+
+func (r routed) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	i := int(r.c.cur.Load()) % len(r.c.conns)
+	s, err := r.c.conns[i].NewStream(ctx, desc, method, opts...)
+	if err != nil {
+		r.c.Report(i, err)
+	}
+	return s, err
+}

@@ -118,3 +118,30 @@ func TestClassify(t *testing.T) {
 		t.Error("Classify(nil) != nil")
 	}
 }
+
+func TestConnCallsTheMonitorInUseAndMovesOn(t *testing.T) {
+	mon := montest.Start(t)
+	c, err := New([]string{deadAddr(t), mon.Addr()}, testlog.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	mc := mgrv1.NewMonitorServiceClient(c.Conn())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := mc.Authenticate(ctx, &mgrv1.AuthenticateRequest{Name: "x"}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("first call = %v, want Unavailable from the dead monitor", err)
+	}
+	resp, err := mc.Authenticate(ctx, &mgrv1.AuthenticateRequest{Name: "x"})
+	if err != nil || resp.GetGid() == 0 {
+		t.Fatalf("second call = %v, %v; want a gid from the live monitor", resp, err)
+	}
+	// Streams go to the monitor in use too.
+	s, err := mc.WatchMap(ctx, &mgrv1.WatchMapRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Recv(); err != nil || m.GetMap().GetFsid() != montest.FSID {
+		t.Fatalf("stream: %v %v", m, err)
+	}
+}

@@ -5,7 +5,8 @@
 // lease once the active is failing); WatchMap streams maps; Leave drops.
 // Test hooks make another gid active, fail or drop a gid, change the
 // modules, pause or close the map streams, make beacons fail or hang, and
-// record what managers sent.
+// record what managers sent. It also serves the AdminService reads modules
+// use: ListHistory and ListBeacons.
 package montest
 
 import (
@@ -55,6 +56,8 @@ type Monitor struct {
 	watches  []*mgrv1.WatchMapRequest
 	open     int
 	leaves   []*mgrv1.LeaveRequest
+	// seen is when each gid's newest answered beacon arrived.
+	seen map[uint64]time.Time
 }
 
 // BeaconFault is how the fake treats beacons, to play a monitor the manager
@@ -98,10 +101,12 @@ func Start(t testing.TB) *Monitor {
 		pending: map[uint64]string{},
 		changed: make(chan struct{}),
 		closing: make(chan struct{}),
+		seen:    map[uint64]time.Time{},
 	}
 	m.cur = &mgrv1.MgrMap{Epoch: 1, Fsid: FSID, AlwaysOnModules: []string{"status"}, Cause: mgrv1.ChangeCause_CHANGE_CAUSE_BOOTSTRAP}
 	m.history = []*mgrv1.MgrMap{m.cur}
 	mgrv1.RegisterMonitorServiceServer(m.srv, m)
+	mgrv1.RegisterAdminServiceServer(m.srv, admin{m: m})
 	go func() {
 		defer close(m.done)
 		_ = m.srv.Serve(lis)
@@ -195,6 +200,7 @@ func (m *Monitor) Beacon(ctx context.Context, req *mgrv1.BeaconRequest) (*mgrv1.
 	b := Beacon{Req: proto.CloneOf(req), Err: err}
 	if resp != nil {
 		b.Standing = resp.GetStanding()
+		m.seen[req.GetGid()] = time.Now()
 	}
 	m.beacons = append(m.beacons, b)
 	return resp, err
@@ -265,7 +271,13 @@ func promote(next *mgrv1.MgrMap, gid, epoch uint64) {
 }
 
 // commit makes next the current map at the next epoch and wakes the streams.
+// A cause copied from the current map, rather than set for this change, is
+// cleared (a promotion is one only at a new active epoch).
 func (m *Monitor) commit(next *mgrv1.MgrMap) {
+	if next.GetCause() == m.cur.GetCause() &&
+		(next.GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_PROMOTED || next.GetActiveEpoch() == m.cur.GetActiveEpoch()) {
+		next.Cause = mgrv1.ChangeCause_CHANGE_CAUSE_UNSPECIFIED
+	}
 	next.Epoch = m.cur.GetEpoch() + 1
 	next.Modified = timestamppb.Now()
 	m.cur = next
@@ -515,4 +527,49 @@ func (m *Monitor) Leaves() []*mgrv1.LeaveRequest {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.leaves)
+}
+
+// admin serves the two AdminService reads modules use: ListHistory (every
+// map the fake made) and ListBeacons (when each answered beacon arrived).
+// The other methods answer Unimplemented.
+type admin struct {
+	mgrv1.UnimplementedAdminServiceServer
+	m *Monitor
+}
+
+func (a admin) ListHistory(_ context.Context, req *mgrv1.ListHistoryRequest) (*mgrv1.ListHistoryResponse, error) {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	resp := &mgrv1.ListHistoryResponse{OldestEpoch: a.m.history[0].GetEpoch(), NewestEpoch: a.m.cur.GetEpoch()}
+	for _, mm := range a.m.history {
+		if mm.GetEpoch() > req.GetSinceEpoch() {
+			resp.Entries = append(resp.Entries, &mgrv1.HistoryEntry{
+				Epoch: mm.GetEpoch(), Time: mm.GetModified(), Cause: mm.GetCause(), Reason: mm.GetReason(),
+				ActiveGid: mm.GetActiveGid(), ActiveName: mm.GetActiveName(), NumStandbys: uint32(len(mm.GetStandbys())),
+			})
+		}
+	}
+	if l := int(req.GetLimit()); l > 0 && len(resp.Entries) > l {
+		resp.Entries = resp.Entries[len(resp.Entries)-l:]
+	}
+	return resp, nil
+}
+
+func (a admin) ListBeacons(context.Context, *mgrv1.ListBeaconsRequest) (*mgrv1.ListBeaconsResponse, error) {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	now := time.Now()
+	resp := &mgrv1.ListBeaconsResponse{Epoch: a.m.cur.GetEpoch()}
+	add := func(gid uint64, name string, active bool) {
+		last := a.m.seen[gid]
+		resp.Managers = append(resp.Managers, &mgrv1.ManagerBeacon{Gid: gid, Name: name, Active: active,
+			LastBeacon: timestamppb.New(last), Age: durationpb.New(now.Sub(last))})
+	}
+	if a.m.cur.GetActiveGid() != 0 {
+		add(a.m.cur.GetActiveGid(), a.m.cur.GetActiveName(), true)
+	}
+	for _, s := range a.m.cur.GetStandbys() {
+		add(s.GetGid(), s.GetName(), false)
+	}
+	return resp, nil
 }

@@ -29,6 +29,7 @@ import (
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/services/standby/internal/backoff"
 	"github.com/mgrplane/mgrplane/services/standby/internal/beacon"
+	"github.com/mgrplane/mgrplane/services/standby/internal/feed"
 	"github.com/mgrplane/mgrplane/services/standby/internal/fence"
 	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
 	"github.com/mgrplane/mgrplane/services/standby/internal/server"
@@ -139,6 +140,8 @@ type Role struct {
 	current     atomic.Pointer[mgrv1.MgrMap]
 	srv         atomic.Pointer[server.Server]
 	activeSince atomic.Pointer[time.Time]
+	// maps carries every map received to Watch; closed when Run returns.
+	maps *feed.Feed[*mgrv1.MgrMap]
 
 	// Owned by Run's goroutine.
 	mon         Monitor
@@ -176,7 +179,8 @@ func New(cfg Config, modules []Module, log hclog.Logger) *Role {
 		}
 		return 0
 	})
-	return &Role{cfg: cfg, modules: mods, log: log, fsid: cfg.FSID, cannotRun: map[string]string{}}
+	return &Role{cfg: cfg, modules: mods, log: log, fsid: cfg.FSID, cannotRun: map[string]string{},
+		maps: feed.New[*mgrv1.MgrMap]()}
 }
 
 // GID is the gid the monitor issued, or 0 while there is none (before
@@ -202,6 +206,13 @@ func (r *Role) up() bool {
 
 // Map is the newest map received, or nil.
 func (r *Role) Map() *mgrv1.MgrMap { return r.current.Load() }
+
+// Watch returns a channel carrying the newest map at once (or the first one
+// received), then each newer map. A reader slower than the map stream gets
+// the newest map when it reads again, the ones in between dropped: the role
+// never waits for a reader. The channel is closed when ctx is done or Run
+// returns.
+func (r *Role) Watch(ctx context.Context) <-chan *mgrv1.MgrMap { return r.maps.Watch(ctx) }
 
 // ActiveSince is when the current activation began; zero when not serving.
 func (r *Role) ActiveSince() time.Time {
@@ -254,6 +265,7 @@ func (r *Role) setState(s State) { r.state.Store(int32(s)) }
 // nil when ctx ends it.
 func (r *Role) Run(ctx context.Context, mon Monitor) error {
 	r.mon = mon
+	defer r.maps.Close()
 	r.beaconer = beacon.New(mon, r.cfg.BeaconPeriod, r.moduleInfo, r.log.Named("beacon"))
 	r.fenceTimer = time.NewTimer(time.Hour)
 	r.fenceTimer.Stop()
@@ -329,6 +341,7 @@ func (r *Role) identity() (uint64, string) { return r.gid.Load(), r.cfg.Name }
 // handleMap is Ceph's MgrStandby::handle_mgr_map.
 func (r *Role) handleMap(ctx context.Context, m *mgrv1.MgrMap) error {
 	r.current.Store(m)
+	r.maps.Publish(m)
 	gid := r.gid.Load()
 	named := gid != 0 && m.GetActiveGid() == gid
 	serving := r.srv.Load() != nil
