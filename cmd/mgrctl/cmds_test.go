@@ -148,6 +148,11 @@ unknown 1`, []string{"CountMetadata arch"}},
 VERSION COUNT
 0.1.0 2
 0.2.0 1`, []string{"GetVersions "}},
+		"beacons": {[]string{"beacons"}, `
+NAME GID ROLE LAST BEACON AGE
+x 3 active 2026-11-26T12:00:00.000Z 750ms
+y 4 standby 2026-11-26T12:00:00.000Z 1s
+z 5 standby 2026-11-26T12:00:00.000Z 1.25s`, []string{"ListBeacons "}},
 		"module ls":            {[]string{"module", "ls"}, moduleTable, []string{"ListModules "}},
 		"module enable":        {[]string{"module", "enable", "dashboard"}, "enabled module dashboard; epoch 5", []string{"EnableModule dashboard force=false"}},
 		"module enable force":  {[]string{"module", "enable", "--force", "rook"}, "enabled module rook; epoch 5", []string{"EnableModule rook force=true"}},
@@ -220,6 +225,9 @@ func TestCommandsJSON(t *testing.T) {
 		"versions": {[]string{"versions"}, func(ctx context.Context, a *fakeAdmin) (proto.Message, error) {
 			return a.GetVersions(ctx, &mgrv1.GetVersionsRequest{})
 		}, []string{"versions"}},
+		"beacons": {[]string{"beacons"}, func(ctx context.Context, a *fakeAdmin) (proto.Message, error) {
+			return a.ListBeacons(ctx, &mgrv1.ListBeaconsRequest{})
+		}, []string{"managers", "epoch"}},
 		"module ls": {[]string{"module", "ls"}, func(ctx context.Context, a *fakeAdmin) (proto.Message, error) {
 			return a.ListModules(ctx, &mgrv1.ListModulesRequest{})
 		}, []string{"always_on_modules", "enabled_modules", "available_modules", "epoch"}},

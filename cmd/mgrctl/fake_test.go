@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
@@ -237,6 +238,24 @@ func (a *fakeAdmin) ListHistory(ctx context.Context, req *mgrv1.ListHistoryReque
 	}
 	if l := int(req.GetLimit()); l > 0 && len(resp.Entries) > l {
 		resp.Entries = resp.Entries[len(resp.Entries)-l:]
+	}
+	return resp, nil
+}
+
+// ListBeacons answers with a fixed last-beacon time and each manager's gid
+// in seconds as its age, so tables can be checked exactly.
+func (a *fakeAdmin) ListBeacons(ctx context.Context, _ *mgrv1.ListBeaconsRequest) (*mgrv1.ListBeaconsResponse, error) {
+	m, err := a.f.begin(ctx, "ListBeacons", "")
+	if err != nil {
+		return nil, err
+	}
+	resp := &mgrv1.ListBeaconsResponse{Epoch: m.GetEpoch()}
+	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for _, mm := range managers(m) {
+		resp.Managers = append(resp.Managers, &mgrv1.ManagerBeacon{
+			Gid: mm.GetGid(), Name: mm.GetName(), Active: mm.GetActive(),
+			LastBeacon: timestamppb.New(at), Age: durationpb.New(time.Duration(mm.GetGid()) * 250 * time.Millisecond),
+		})
 	}
 	return resp, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 )
@@ -20,6 +21,32 @@ func runServices(ctx context.Context, e *env, c *cmdline) error {
 		return err
 	}
 	return e.emit(resp, func(w io.Writer) { writeServices(w, resp.GetServices()) })
+}
+
+// runBeacons is `mgrctl beacons`: per manager the leader's last beacon and
+// its age, the active first (the liveness the monitor judges by; Ceph shows
+// it nowhere).
+func runBeacons(ctx context.Context, e *env, c *cmdline) error {
+	if _, err := c.parse(nil, nil); err != nil {
+		return err
+	}
+	resp, err := adminCall(ctx, e.client, true, func(ctx context.Context, a mgrv1.AdminServiceClient) (*mgrv1.ListBeaconsResponse, error) {
+		return a.ListBeacons(ctx, &mgrv1.ListBeaconsRequest{})
+	})
+	if err != nil {
+		return err
+	}
+	return e.emit(resp, func(w io.Writer) {
+		fmt.Fprintln(w, "NAME\tGID\tROLE\tLAST BEACON\tAGE")
+		for _, m := range resp.GetManagers() {
+			role := "standby"
+			if m.GetActive() {
+				role = "active"
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", dash(m.GetName()), m.GetGid(), role,
+				formatTime(m.GetLastBeacon()), m.GetAge().AsDuration().Round(time.Millisecond))
+		}
+	})
 }
 
 // runMetadata is `mgrctl metadata [NAME]`: per manager a heading line, then

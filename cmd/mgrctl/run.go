@@ -79,6 +79,7 @@ func commands() []command {
 		{"metadata", "[NAME]", "Show the system facts of one manager, or of all.", runMetadata},
 		{"count-metadata", "PROPERTY", "Count the managers by the value of a metadata key.", runCountMetadata},
 		{"versions", "", "Count the managers by mgrplane version.", runVersions},
+		{"beacons", "", "Show when the leader last heard from each manager, and how long ago.", runBeacons},
 		{"module ls", "", "List the always-on, enabled and available modules.", runModuleLs},
 		{"module enable", "[--force] NAME", "Enable a module (--force: even if the active cannot run it).", runModuleEnable},
 		{"module disable", "NAME", "Disable a module.", runModuleDisable},

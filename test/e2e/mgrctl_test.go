@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMgrctl runs every mgrctl command against a real cluster of x, y, z and
@@ -136,6 +137,29 @@ func TestMgrctl(t *testing.T) {
 		out := c.mustMgrctl("versions")
 		if !regexp.MustCompile(`^VERSION +COUNT\n` + regexp.QuoteMeta(version) + ` +3\n$`).MatchString(out) {
 			t.Errorf("mgrctl versions = %q, want version %s counted 3 times", out, version)
+		}
+	})
+
+	t.Run("beacons", func(t *testing.T) {
+		out := c.mustMgrctl("beacons")
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(lines) != 4 || !regexp.MustCompile(`^NAME +GID +ROLE +LAST BEACON +AGE$`).MatchString(lines[0]) {
+			t.Fatalf("mgrctl beacons = %q, want a header and 3 managers", out)
+		}
+		// The active first, then the standbys; each heard from within the
+		// grace (the managers beacon every period).
+		row := regexp.MustCompile(`^(\S+) +\d+ +(active|standby) +\d{4}-\d\d-\d\dT\S+Z +(\S+)$`)
+		for i, l := range lines[1:] {
+			mm := row.FindStringSubmatch(l)
+			if mm == nil {
+				t.Fatalf("mgrctl beacons line %q does not match %s", l, row)
+			}
+			if wantActive := i == 0; (mm[2] == "active") != wantActive || (wantActive && mm[1] != active) {
+				t.Errorf("mgrctl beacons line %d = %q, want the active %s first and standbys after", i+1, l, active)
+			}
+			if age, err := time.ParseDuration(mm[3]); err != nil || age > 6*time.Second {
+				t.Errorf("mgrctl beacons: %s age %q, want a duration within the 6s grace (%v)", mm[1], mm[3], err)
+			}
 		}
 	})
 
