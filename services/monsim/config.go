@@ -54,8 +54,8 @@ type Config struct {
 	// serves none.
 	MetricsAddr string
 	// Registry receives the monitor's metrics and the Go runtime's and the
-	// process's; it must be the process's own registry, never
-	// prometheus.DefaultRegisterer's. Nil makes a new one
+	// process's; it is the process's own registry (prometheus.NewRegistry),
+	// never the package-global default one. Nil makes a new one
 	// (Server.Registry). One registry carries one monitor's metrics.
 	Registry *prometheus.Registry
 }
@@ -119,9 +119,6 @@ func (c Config) Validate() error {
 		if c.MetricsAddr == c.Addr && port != "0" {
 			return fmt.Errorf("metrics addr %q: must differ from the gRPC addr", c.MetricsAddr)
 		}
-	}
-	if def, ok := prometheus.DefaultRegisterer.(*prometheus.Registry); ok && def != nil && c.Registry == def {
-		return fmt.Errorf("registry: must not be the default registry (prometheus.DefaultRegisterer); give the process its own (prometheus.NewRegistry)")
 	}
 	if _, err := c.peers(); err != nil {
 		return err

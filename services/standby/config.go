@@ -85,9 +85,9 @@ type Config struct {
 	// Logger receives the manager's logs; nil discards them.
 	Logger hclog.Logger
 	// Registry receives the manager's metrics (docs/metrics.md) and the Go
-	// runtime's and the process's; the prometheus module serves it. It must
-	// be the process's own registry, never prometheus.DefaultRegisterer's.
-	// Nil makes a new one (Standby.Registry). One registry carries one
+	// runtime's and the process's; the prometheus module serves it. It is
+	// the process's own registry (prometheus.NewRegistry), never the
+	// package-global default one. Nil makes a new one (Standby.Registry). One registry carries one
 	// manager's metrics: New fails when they are on it already.
 	Registry *prometheus.Registry
 }
@@ -149,9 +149,6 @@ func (c Config) Validate() error {
 	}
 	if c.ReconnectMax < c.ReconnectMin || c.ReconnectMax > MaxReconnect {
 		bad("ReconnectMax %v: must be between ReconnectMin (%v) and %v", c.ReconnectMax, c.ReconnectMin, MaxReconnect)
-	}
-	if def, ok := prometheus.DefaultRegisterer.(*prometheus.Registry); ok && def != nil && c.Registry == def {
-		bad("Registry: must not be the default registry (prometheus.DefaultRegisterer); give the process its own (prometheus.NewRegistry)")
 	}
 	return errors.Join(errs...)
 }

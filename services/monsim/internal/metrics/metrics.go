@@ -1,7 +1,7 @@
 // Package metrics is the monitor's Prometheus metrics: beacons, the tick,
 // raft commit and apply times, watchers, the map epoch and leadership, and
 // the Go runtime's and the process's own, all on a registry the process
-// owns (never prometheus.DefaultRegisterer). docs/metrics.md lists them.
+// owns (never the package-global default one). docs/metrics.md lists them.
 package metrics
 
 import (

@@ -1,7 +1,7 @@
 // Package metrics is the manager's Prometheus metrics: what its role sees
 // (maps, its state, beacon round trips), its modules' states, and the Go
 // runtime's and the process's own, all on a registry the process owns
-// (never prometheus.DefaultRegisterer). docs/metrics.md lists them.
+// (never the package-global default one). docs/metrics.md lists them.
 package metrics
 
 import (
