@@ -13,7 +13,7 @@ ROUNDS ?= 20
 
 all: build
 
-## deps: install the Debian packages the tests use (chromium), when missing.
+## deps: install the Debian packages the tests use (chromium, prometheus), when missing.
 deps:
 	./scripts/install-deps.sh
 

@@ -4,11 +4,16 @@
 #
 # PACKAGES lists "command:package" pairs: the command that must be on PATH,
 # and the Debian package that provides it.
-#   chromium: headless browser for the dashboard's end-to-end test (chromedp)
+#   chromium:   headless browser for the dashboard's end-to-end test (chromedp)
+#   promtool:   checks the prometheus module's and monsim's metrics output
+#   prometheus: a real Prometheus server that scrapes them in the e2e test
+# Several commands may come from one package; each package is installed once.
 set -euo pipefail
 
 PACKAGES=(
 	"chromium:chromium"
+	"promtool:prometheus"
+	"prometheus:prometheus"
 )
 
 missing=()
@@ -18,7 +23,10 @@ for entry in "${PACKAGES[@]}"; do
 	if command -v "$cmd" >/dev/null 2>&1; then
 		echo "install-deps: $cmd found ($(command -v "$cmd"))"
 	else
-		missing+=("$pkg")
+		case " ${missing[*]} " in
+		*" $pkg "*) ;; # already listed for another command
+		*) missing+=("$pkg") ;;
+		esac
 	fi
 done
 

@@ -8,9 +8,10 @@ set -euo pipefail
 BIN=${BIN:-bin}
 RUN_DIR=${RUN_DIR:-.run}
 MON_ADDR=${MGRPLANE_MONITOR:-127.0.0.1:6789}
+METRICS_ADDR=${MGRPLANE_METRICS_ADDR:-127.0.0.1:6790}
 mkdir -p "$RUN_DIR/logs"
 
-setsid "$BIN/monsim" --addr "$MON_ADDR" --data-dir "$RUN_DIR/monsim" >"$RUN_DIR/logs/monsim.log" 2>&1 &
+setsid "$BIN/monsim" --addr "$MON_ADDR" --data-dir "$RUN_DIR/monsim" --metrics-addr "$METRICS_ADDR" >"$RUN_DIR/logs/monsim.log" 2>&1 &
 mon_pid=$!
 pids=()
 i=0
@@ -48,7 +49,7 @@ for _ in $(seq 1 100); do
 done
 cat <<EON
 mgrplane is running on 127.0.0.1:
-  monsim     $MON_ADDR (data: $RUN_DIR/monsim)
+  monsim     $MON_ADDR (data: $RUN_DIR/monsim, metrics: http://$METRICS_ADDR/metrics)
   standbys   x (gRPC 127.0.0.1:6801, HTTP 127.0.0.1:6881)
              y (gRPC 127.0.0.1:6802, HTTP 127.0.0.1:6882)
              z (gRPC 127.0.0.1:6803, HTTP 127.0.0.1:6883)
@@ -58,6 +59,7 @@ $("$BIN/mgrctl" --monitor "$MON_ADDR" stat 2>&1)
 $("$BIN/mgrctl" --monitor "$MON_ADDR" services 2>&1)
 
 Try, in another terminal:  $BIN/mgrctl stat | dump | watch | history | fail
+                           $BIN/mgrctl module enable prometheus   (then the active's /prometheus/metrics)
                            go tool grpcurl -plaintext $MON_ADDR list
 Press Ctrl-C to stop the cluster.
 EON

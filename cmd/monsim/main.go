@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "how often the leader looks for silent managers")
 	fs.IntVar(&cfg.HistoryLimit, "history", cfg.HistoryLimit, "how many maps to keep for dump --epoch and watch resume")
 	fs.IntVar(&cfg.WatchMaxLag, "watch-max-lag", cfg.WatchMaxLag, "how many maps a watcher may fall behind before it is cut off")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "where to serve Prometheus metrics at GET /metrics, host:port (empty: none)")
 	var logFlags cli.LogFlags
 	logFlags.Register(fs)
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -82,6 +83,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger.Info("monitor listening", "addr", srv.Addr(), "data_dir", cfg.DataDir, "version", version.Version)
+	if a := srv.MetricsAddr(); a != "" {
+		logger.Info("serving metrics", "url", "http://"+a+monsim.MetricsPath)
+	}
 	if err := srv.Run(ctx); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 // Command standby is the mgrplane manager daemon: it joins the monitors as a
 // standby, and serves the manager server (gRPC and HTTP, with the built-in
-// status module) while the map names it active.
+// status module) while the map names it active. It carries the dashboard
+// and prometheus modules: `mgrctl module enable dashboard|prometheus`.
 //
 // Every flag has an environment fallback MGRPLANE_<FLAG> (dashes become
 // underscores), e.g. MGRPLANE_NAME, MGRPLANE_MONITOR.
@@ -18,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mgrplane/mgrplane/internal/cli"
 	"github.com/mgrplane/mgrplane/internal/version"
@@ -129,9 +132,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := root.With("mgr", o.cfg.Name)
 	o.cfg.Logger = log
 
+	// The process's own metrics registry, which the prometheus module serves.
+	reg := prometheus.NewRegistry()
+	o.cfg.Registry = reg
 	// The modules this daemon carries; `mgrctl module enable NAME` runs one
 	// on the active.
-	sb, err := standby.New(o.cfg, standby.Dashboard())
+	sb, err := standby.New(o.cfg, standby.Dashboard(), standby.NewPrometheusModule(reg))
 	if err != nil {
 		return err
 	}

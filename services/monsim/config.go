@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/quorum"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/watch"
@@ -47,6 +49,15 @@ type Config struct {
 	WatchMaxLag int
 	// AlwaysOnModules are the modules that cannot be disabled.
 	AlwaysOnModules []string
+	// MetricsAddr is where the monitor serves its Prometheus metrics
+	// (GET /metrics, docs/metrics.md), host:port (port 0 for any); empty
+	// serves none.
+	MetricsAddr string
+	// Registry receives the monitor's metrics and the Go runtime's and the
+	// process's; it is the process's own registry (prometheus.NewRegistry),
+	// never the package-global default one. Nil makes a new one
+	// (Server.Registry). One registry carries one monitor's metrics.
+	Registry *prometheus.Registry
 }
 
 // LeaseMargin is the slack between a lease running out on the manager's
@@ -99,6 +110,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("tick %v: must be between 10ms and the grace (%v)", c.Tick, c.Grace)
 	case c.HistoryLimit < 1 || c.HistoryLimit > mgrmap.MaxHistoryLimit:
 		return fmt.Errorf("history %d: must be between 1 and %d", c.HistoryLimit, mgrmap.MaxHistoryLimit)
+	}
+	if c.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(c.MetricsAddr)
+		if err != nil || port == "" {
+			return fmt.Errorf("metrics addr %q: must be host:port (port 0 for any), or empty to serve no metrics", c.MetricsAddr)
+		}
+		if c.MetricsAddr == c.Addr && port != "0" {
+			return fmt.Errorf("metrics addr %q: must differ from the gRPC addr", c.MetricsAddr)
+		}
 	}
 	if _, err := c.peers(); err != nil {
 		return err

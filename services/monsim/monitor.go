@@ -5,6 +5,7 @@ import (
 	"time"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/metrics"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/quorum"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -64,11 +65,19 @@ func (h *monitorHandler) Authenticate(ctx context.Context, req *mgrv1.Authentica
 }
 
 // Beacon implements mgrv1.MonitorServiceServer.
-func (h *monitorHandler) Beacon(ctx context.Context, req *mgrv1.BeaconRequest) (*mgrv1.BeaconResponse, error) {
+func (h *monitorHandler) Beacon(ctx context.Context, req *mgrv1.BeaconRequest) (_ *mgrv1.BeaconResponse, err error) {
+	result := metrics.BeaconAnswered
+	defer func() {
+		if err != nil {
+			result = metrics.BeaconFailed
+		}
+		h.s.met.Beacon(result)
+	}()
 	if c, err := h.s.leaderConn(); c != nil || err != nil {
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
+		result = metrics.BeaconForwarded
 		return mgrv1.NewMonitorServiceClient(c).Beacon(ctx, req)
 	}
 	now := time.Now()

@@ -16,9 +16,11 @@ import (
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/internal/rpcserver"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/liveness"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/metrics"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/quorum"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/watch"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -56,6 +58,10 @@ type Server struct {
 	// ready is true once this monitor has applied everything committed
 	// before it started, so its reads and watches are not behind.
 	ready atomic.Bool
+	reg   *prometheus.Registry
+	met   *metrics.Monitor
+	// metrics serves reg; nil when MetricsAddr is empty.
+	metrics *metricsServer
 }
 
 // errNotReady answers reads while the monitor replays its log.
@@ -73,7 +79,7 @@ func (h *historySource) Since(epoch uint64) ([]*mgrv1.MgrMap, error) {
 }
 
 // New opens the monitor's data dir and listener. Run serves it.
-func New(cfg Config, logger hclog.Logger) (*Server, error) {
+func New(cfg Config, logger hclog.Logger) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -82,10 +88,37 @@ func New(cfg Config, logger hclog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if err := metrics.RegisterRuntime(reg); err != nil {
+		hub.Close()
+		return nil, err
+	}
+	src := &metricsSource{}
+	met, err := metrics.New(reg, cfg.NodeID, src)
+	if err != nil {
+		hub.Close()
+		return nil, err
+	}
 	lis, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		hub.Close()
 		return nil, fmt.Errorf("failed to listen on %s: %w", cfg.Addr, err)
+	}
+	var mlis net.Listener
+	if cfg.MetricsAddr != "" {
+		if mlis, err = listenMetrics(cfg.MetricsAddr, nil); err != nil {
+			hub.Close()
+			_ = lis.Close()
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				_ = mlis.Close()
+			}
+		}()
 	}
 	advertise := cfg.AdvertiseAddr
 	if advertise == "" {
@@ -100,6 +133,7 @@ func New(cfg Config, logger hclog.Logger) (*Server, error) {
 	mux := quorum.NewMux(lis, logger)
 	qc := quorum.DefaultConfig()
 	qc.DataDir, qc.NodeID, qc.Advertise, qc.Peers, qc.Join = cfg.DataDir, cfg.NodeID, advertise, peers, len(cfg.Join) > 0
+	qc.OnCommit, qc.OnApply = met.Committed, met.Applied
 	node, err := quorum.Open(qc, mux.Raft(), hub.Publish, logger)
 	if err != nil {
 		hub.Close()
@@ -119,6 +153,12 @@ func New(cfg Config, logger hclog.Logger) (*Server, error) {
 		live:      liveness.New(time.Now()),
 		enc:       newEncodeCache(),
 		nudge:     make(chan struct{}, 1),
+		reg:       reg,
+		met:       met,
+	}
+	src.s.Store(s)
+	if mlis != nil {
+		s.metrics = newMetricsServer(mlis, reg, logger.Named("metrics"))
 	}
 	s.crash = newCrashWatch(func(gid uint64) bool { return s.node.State().GetMap().GetActiveGid() == gid }, s.live.Lost)
 	s.grpc, s.health = rpcserver.New(logger.Named("grpc"), rpcserver.Options{
@@ -132,6 +172,19 @@ func New(cfg Config, logger hclog.Logger) (*Server, error) {
 
 // Addr is the address the monitor listens on.
 func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// MetricsAddr is the address the metrics server listens on, "" when
+// Config.MetricsAddr is empty.
+func (s *Server) MetricsAddr() string {
+	if s.metrics == nil {
+		return ""
+	}
+	return s.metrics.lis.Addr().String()
+}
+
+// Registry is the registry holding the monitor's metrics (Config.Registry,
+// or the one New made).
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Run serves until ctx is cancelled, then shuts down in order: health
 // NOT_SERVING, watchers told to move on, gRPC drained, raft closed.
@@ -147,6 +200,9 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.lead(gctx) })
 	g.Go(func() error { return s.runCrashProbes(gctx) })
 	g.Go(func() error { return s.runNudges(gctx) })
+	if s.metrics != nil {
+		g.Go(func() error { return s.metrics.Run(gctx) })
+	}
 	if len(s.cfg.Join) > 0 {
 		g.Go(func() error { return s.join(gctx) })
 	}
@@ -204,7 +260,9 @@ func (s *Server) lead(ctx context.Context) error {
 				}
 				continue
 			}
-			s.tick(ctx, time.Now())
+			start := time.Now()
+			s.tick(ctx, start)
+			s.met.Tick(time.Since(start))
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults and bounds of Config, checked by Validate.
@@ -83,6 +84,12 @@ type Config struct {
 	ReconnectMax time.Duration
 	// Logger receives the manager's logs; nil discards them.
 	Logger hclog.Logger
+	// Registry receives the manager's metrics (docs/metrics.md) and the Go
+	// runtime's and the process's; the prometheus module serves it. It is
+	// the process's own registry (prometheus.NewRegistry), never the
+	// package-global default one. Nil makes a new one (Standby.Registry). One registry carries one
+	// manager's metrics: New fails when they are on it already.
+	Registry *prometheus.Registry
 }
 
 // DefaultConfig returns the defaults; Name must still be set.

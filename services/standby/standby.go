@@ -14,7 +14,9 @@
 //
 // The built-in module "status" always runs on the active: GET /status/ and
 // mgr.v1.ManagerService/GetStatus. Dashboard returns the dashboard module, a
-// live web page of the cluster at /dashboard/.
+// live web page of the cluster at /dashboard/. NewPrometheusModule returns
+// the prometheus module, which serves the manager's metrics (Registry) at
+// /prometheus/metrics.
 package standby
 
 import (
@@ -28,9 +30,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/services/standby/internal/metrics"
 	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
 	"github.com/mgrplane/mgrplane/services/standby/internal/role"
 	"github.com/mgrplane/mgrplane/services/standby/internal/server"
@@ -62,7 +66,10 @@ type Standby struct {
 	log     hclog.Logger
 	role    *role.Role
 	started time.Time
-	ran     atomic.Bool
+	reg     *prometheus.Registry
+	// names are the modules' names, the built-in one first.
+	names []string
+	ran   atomic.Bool
 	// mon is the monitor client while Run runs.
 	mon atomic.Pointer[monclient.Client]
 }
@@ -77,7 +84,10 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Standby{cfg: cfg, log: log, started: time.Now()}
+	s := &Standby{cfg: cfg, log: log, started: time.Now(), reg: cfg.Registry}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
 
 	all := append([]Module{statusModule{s: s}}, modules...)
 	seen := map[string]bool{}
@@ -98,7 +108,16 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 			return nil, fmt.Errorf("module %q: listed twice", n)
 		}
 		seen[n] = true
+		s.names = append(s.names, n)
 		rmods = append(rmods, adapter{m: m, host: host{s: s, log: modLog.Named(n)}})
+	}
+
+	if err := metrics.RegisterRuntime(s.reg); err != nil {
+		return nil, err
+	}
+	met, err := metrics.New(s.reg, cfg.Name, metricsSource{s: s})
+	if err != nil {
+		return nil, err
 	}
 
 	advGRPC := advertise(cfg.AdvertiseHost, cfg.GRPCAddr, os.Hostname)
@@ -119,6 +138,7 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 		AlwaysRun:     []string{StatusModule},
 		DrainTimeout:  drainTimeout,
 		LeaveTimeout:  leaveTimeout,
+		Observer:      met,
 	}, rmods, log)
 	return s, nil
 }
@@ -177,6 +197,11 @@ func (s *Standby) Active() bool { return s.role.Serving() }
 // Map is the newest map this manager received, or nil before the first.
 func (s *Standby) Map() *mgrv1.MgrMap { return s.role.Map() }
 
+// Registry is the registry holding the manager's metrics (Config.Registry,
+// or the one New made): the prometheus module serves it, and an embedder
+// may register its own metrics on it.
+func (s *Standby) Registry() *prometheus.Registry { return s.reg }
+
 // GRPCAddr is the address the manager's gRPC server is bound to while
 // active (from the map naming it active, before its first lease, until it
 // stops serving), else "".
@@ -185,6 +210,34 @@ func (s *Standby) GRPCAddr() string { return s.role.GRPCAddr() }
 // HTTPAddr is the address the manager's HTTP server is bound to while
 // active, else "".
 func (s *Standby) HTTPAddr() string { return s.role.HTTPAddr() }
+
+// metricsSource answers the metrics' questions at scrape time.
+type metricsSource struct{ s *Standby }
+
+func (m metricsSource) GID() uint64   { return m.s.role.GID() }
+func (m metricsSource) Serving() bool { return m.s.role.Serving() }
+
+// Modules says for each module whether the map enables it (or it is always
+// on) and whether it runs here.
+func (m metricsSource) Modules() []metrics.ModuleState {
+	mm := m.s.role.Map()
+	enabled := map[string]bool{StatusModule: true}
+	for _, n := range mm.GetModules() {
+		enabled[n] = true
+	}
+	for _, n := range mm.GetAlwaysOnModules() {
+		enabled[n] = true
+	}
+	running := map[string]bool{}
+	for _, n := range m.s.role.Running() {
+		running[n] = true
+	}
+	out := make([]metrics.ModuleState, len(m.s.names))
+	for i, n := range m.s.names {
+		out[i] = metrics.ModuleState{Name: n, Enabled: enabled[n], Running: running[n]}
+	}
+	return out
+}
 
 // adapter runs a Module as the role runs modules.
 type adapter struct {

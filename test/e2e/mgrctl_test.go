@@ -49,10 +49,11 @@ func TestMgrctl(t *testing.T) {
 			`(?m)^down +false$`,
 			`(?m)^always_on_modules +status$`,
 			`(?m)^STANDBY +GID +MODULES +METADATA-DIGEST$`,
-			fmt.Sprintf(`(?m)^%s +\d+ +dashboard,status +[0-9a-f]+$`, standbyNames[0]),
-			fmt.Sprintf(`(?m)^%s +\d+ +dashboard,status +[0-9a-f]+$`, standbyNames[1]),
+			fmt.Sprintf(`(?m)^%s +\d+ +dashboard,prometheus,status +[0-9a-f]+$`, standbyNames[0]),
+			fmt.Sprintf(`(?m)^%s +\d+ +dashboard,prometheus,status +[0-9a-f]+$`, standbyNames[1]),
 			`(?m)^status +always-on +yes +-$`,
 			`(?m)^dashboard +off +yes +-$`,
+			`(?m)^prometheus +off +yes +-$`,
 			fmt.Sprintf(`(?m)^status +http://%s/status/$`, regexp.QuoteMeta(c.standbys[active].httpAddr)),
 		} {
 			if !regexp.MustCompile(re).MatchString(out) {
@@ -164,8 +165,8 @@ func TestMgrctl(t *testing.T) {
 	})
 
 	t.Run("module", func(t *testing.T) {
-		if out := c.mustMgrctl("module", "ls"); !regexp.MustCompile(`^MODULE +STATE +CAN-RUN +ERROR\nstatus +always-on +yes +-\ndashboard +off +yes +-\n$`).MatchString(out) {
-			t.Errorf("mgrctl module ls = %q, want status always on and dashboard off", out)
+		if out := c.mustMgrctl("module", "ls"); !regexp.MustCompile(`^MODULE +STATE +CAN-RUN +ERROR\nstatus +always-on +yes +-\ndashboard +off +yes +-\nprometheus +off +yes +-\n$`).MatchString(out) {
+			t.Errorf("mgrctl module ls = %q, want status always on, dashboard and prometheus off", out)
 		}
 
 		e0 := c.stat().Epoch

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -24,15 +25,17 @@ type applied struct {
 // apply loop; every changed map is then handed to onMap (the watch hub),
 // after the state that holds it in its history is visible.
 type fsm struct {
-	state  atomic.Pointer[mgrv1.State]
-	onMap  func(*mgrv1.MgrMap)
-	logger hclog.Logger
+	state atomic.Pointer[mgrv1.State]
+	onMap func(*mgrv1.MgrMap)
+	// onApply, when set, is told how long each command took to apply.
+	onApply func(time.Duration)
+	logger  hclog.Logger
 }
 
 var _ raft.FSM = (*fsm)(nil)
 
-func newFSM(onMap func(*mgrv1.MgrMap), logger hclog.Logger) *fsm {
-	f := &fsm{onMap: onMap, logger: logger}
+func newFSM(onMap func(*mgrv1.MgrMap), onApply func(time.Duration), logger hclog.Logger) *fsm {
+	f := &fsm{onMap: onMap, onApply: onApply, logger: logger}
 	f.state.Store(&mgrv1.State{})
 	return f
 }
@@ -41,6 +44,10 @@ func newFSM(onMap func(*mgrv1.MgrMap), logger hclog.Logger) *fsm {
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return applied{}
+	}
+	if f.onApply != nil {
+		start := time.Now()
+		defer func() { f.onApply(time.Since(start)) }()
 	}
 	var cmd mgrv1.Command
 	if err := proto.Unmarshal(l.Data, &cmd); err != nil {

@@ -57,6 +57,15 @@ type Config struct {
 	Peers []Peer
 	// Join: start without bootstrapping and wait to be added by a member.
 	Join bool
+	// OnCommit, when set, is told how long each proposal (Apply) took from
+	// its submission until raft committed it and this replica applied it
+	// (a command the state machine refuses is committed too); proposals
+	// raft did not commit are not reported. It must return at once.
+	OnCommit func(time.Duration)
+	// OnApply, when set, is told how long the state machine took on each
+	// command entry this replica applied (leader and followers). It is
+	// called from raft's apply loop and must return at once.
+	OnApply func(time.Duration)
 }
 
 // Peer is one monitor: its raft id and its address (gRPC and raft share it).
@@ -150,7 +159,7 @@ func Open(cfg Config, stream raft.StreamLayer, onMap func(*mgrv1.MgrMap), logger
 	} else {
 		_, trans = raft.NewInmemTransport(raft.ServerAddress(cmp.Or(cfg.Advertise, cfg.NodeID)))
 	}
-	f := newFSM(onMap, logger)
+	f := newFSM(onMap, cfg.OnApply, logger)
 	has, err := raft.HasExistingState(w, w, snaps)
 	if err != nil {
 		_ = w.Close()
@@ -214,9 +223,13 @@ func (n *Node) Apply(ctx context.Context, cmd *mgrv1.Command) (mgrmap.Result, er
 	if timeout <= 0 {
 		return mgrmap.Result{}, ErrTimeout
 	}
+	start := time.Now()
 	fut := n.raft.Apply(data, timeout)
 	if err := fut.Error(); err != nil {
 		return mgrmap.Result{}, n.raftErr(err)
+	}
+	if n.cfg.OnCommit != nil {
+		n.cfg.OnCommit(time.Since(start))
 	}
 	a, ok := fut.Response().(applied)
 	if !ok {

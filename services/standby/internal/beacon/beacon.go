@@ -29,6 +29,8 @@ type Result struct {
 	// Sent is when the beacon was sent (read just before the call, with the
 	// monotonic clock): a lease in the answer runs from here.
 	Sent time.Time
+	// RTT is how long the call took, answered or not.
+	RTT  time.Duration
 	Resp *mgrv1.BeaconResponse
 	Err  error
 }
@@ -99,12 +101,13 @@ func (b *Beaconer) Run(ctx context.Context, results chan<- Result) error {
 		rctx, cancel := context.WithTimeout(ctx, b.timeout)
 		sent := time.Now()
 		resp, err := b.send.Beacon(rctx, req)
+		rtt := time.Since(sent)
 		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}
 		select {
-		case results <- Result{GID: req.GetGid(), Sent: sent, Resp: resp, Err: err}:
+		case results <- Result{GID: req.GetGid(), Sent: sent, RTT: rtt, Resp: resp, Err: err}:
 		case <-ctx.Done():
 			return nil
 		}

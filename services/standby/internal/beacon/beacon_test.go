@@ -112,3 +112,22 @@ func TestSlowMonitorTimesOut(t *testing.T) {
 		t.Fatalf("err = %v, want DeadlineExceeded", r.Err)
 	}
 }
+
+func TestResultCarriesTheRoundTrip(t *testing.T) {
+	const delay = 20 * time.Millisecond
+	snd := &fakeSender{answer: func(context.Context) (*mgrv1.BeaconResponse, error) {
+		time.Sleep(delay)
+		return &mgrv1.BeaconResponse{Epoch: 1}, nil
+	}}
+	b := New(snd, time.Hour, func() []*mgrv1.ModuleInfo { return nil }, testlog.New(t))
+	results := run(t, b)
+	b.Set(&mgrv1.BeaconRequest{Gid: 1})
+	before := time.Now()
+	b.Kick()
+	r := next(t, results)
+	// The call took at least the sender's delay, and no longer than the
+	// whole wait for its result.
+	if r.RTT < delay || r.RTT > time.Since(before) {
+		t.Fatalf("RTT = %v, want between %v and %v", r.RTT, delay, time.Since(before))
+	}
+}

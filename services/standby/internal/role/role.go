@@ -85,6 +85,25 @@ type Monitor interface {
 	Leave(ctx context.Context, req *mgrv1.LeaveRequest) (*mgrv1.LeaveResponse, error)
 }
 
+// Observer is told what the role sees, for metrics. Its methods are called
+// from the role's goroutine and must return at once.
+type Observer interface {
+	// StateChanged is called with every state the role moves to.
+	StateChanged(s State)
+	// MapReceived is called with every map received, in epoch order.
+	MapReceived(m *mgrv1.MgrMap)
+	// BeaconDone is called after every beacon with its round trip and its
+	// error (nil when the monitor answered).
+	BeaconDone(rtt time.Duration, err error)
+}
+
+// nopObserver observes nothing.
+type nopObserver struct{}
+
+func (nopObserver) StateChanged(State)              {}
+func (nopObserver) MapReceived(*mgrv1.MgrMap)       {}
+func (nopObserver) BeaconDone(time.Duration, error) {}
+
 // MinLeaseMargin is the least time a lease must outlast a beacon period: the
 // monitor's fence timeout must exceed BeaconPeriod plus
 // max(BeaconPeriod/2, MinLeaseMargin), or the lease would lapse between two
@@ -125,6 +144,8 @@ type Config struct {
 	DrainTimeout time.Duration
 	// LeaveTimeout bounds the Leave call on shutdown.
 	LeaveTimeout time.Duration
+	// Observer, when set, is told of state changes, maps and beacons.
+	Observer Observer
 }
 
 // Role runs one manager. Its accessors are safe for concurrent use; Run is
@@ -179,6 +200,9 @@ func New(cfg Config, modules []Module, log hclog.Logger) *Role {
 		}
 		return 0
 	})
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	return &Role{cfg: cfg, modules: mods, log: log, fsid: cfg.FSID, cannotRun: map[string]string{},
 		maps: feed.New[*mgrv1.MgrMap]()}
 }
@@ -256,7 +280,11 @@ func (r *Role) Running() []string {
 	return []string{}
 }
 
-func (r *Role) setState(s State) { r.state.Store(int32(s)) }
+func (r *Role) setState(s State) {
+	if State(r.state.Swap(int32(s))) != s {
+		r.cfg.Observer.StateChanged(s)
+	}
+}
 
 // Run authenticates, then follows the map and beacons until ctx is done or a
 // fatal error (the monitor refuses the name or the fsid, the server cannot
@@ -342,6 +370,7 @@ func (r *Role) identity() (uint64, string) { return r.gid.Load(), r.cfg.Name }
 func (r *Role) handleMap(ctx context.Context, m *mgrv1.MgrMap) error {
 	r.current.Store(m)
 	r.maps.Publish(m)
+	r.cfg.Observer.MapReceived(m)
 	gid := r.gid.Load()
 	named := gid != 0 && m.GetActiveGid() == gid
 	serving := r.srv.Load() != nil
@@ -566,6 +595,7 @@ func (r *Role) applyModules(m *mgrv1.MgrMap) {
 
 // handleBeacon acts on one beacon's outcome.
 func (r *Role) handleBeacon(ctx context.Context, res beacon.Result) error {
+	r.cfg.Observer.BeaconDone(res.RTT, res.Err)
 	gid := r.gid.Load()
 	if res.GID != gid {
 		return nil // sent under an older gid
