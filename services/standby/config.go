@@ -1,10 +1,12 @@
 package standby
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -37,7 +39,13 @@ const (
 	MaxFSIDLen = 64
 	// MaxHostLen bounds Config.AdvertiseHost.
 	MaxHostLen = 253
+
+	// DefaultStandbyHTTPStatus is 303 See Other: a standby redirects.
+	DefaultStandbyHTTPStatus = 303
 )
+
+// StandbyHTTPStatuses are the values Config.StandbyHTTPStatus may take.
+var StandbyHTTPStatuses = []int{303, 307, 503}
 
 var (
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
@@ -83,6 +91,13 @@ type Config struct {
 	ReconnectMax time.Duration
 	// Logger receives the manager's logs; nil discards them.
 	Logger hclog.Logger
+	// StandbyHTTPStatus is how a standby answers HTTP requests: 303 (the
+	// default) or 307 redirects to the same path on the active; 503 (for
+	// load balancers that should not follow) refuses, naming the active.
+	StandbyHTTPStatus int
+	// TLS is the server TLS for the manager's gRPC and HTTP listeners; nil
+	// means plaintext.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns the defaults; Name must still be set.
@@ -94,6 +109,8 @@ func DefaultConfig() Config {
 		HTTPAddr:     DefaultHTTPAddr,
 		ReconnectMin: DefaultReconnectMin,
 		ReconnectMax: DefaultReconnectMax,
+
+		StandbyHTTPStatus: DefaultStandbyHTTPStatus,
 	}
 }
 
@@ -142,6 +159,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReconnectMax < c.ReconnectMin || c.ReconnectMax > MaxReconnect {
 		bad("ReconnectMax %v: must be between ReconnectMin (%v) and %v", c.ReconnectMax, c.ReconnectMin, MaxReconnect)
+	}
+	if !slices.Contains(StandbyHTTPStatuses, c.StandbyHTTPStatus) {
+		bad("StandbyHTTPStatus %d: must be one of %v", c.StandbyHTTPStatus, StandbyHTTPStatuses)
 	}
 	return errors.Join(errs...)
 }

@@ -53,7 +53,10 @@ const (
 	leaveTimeout = 2 * time.Second
 )
 
-var moduleRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+var (
+	moduleRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	optionRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+)
 
 // Standby is one manager. Make it with New and run it with Run; its other
 // methods are safe for concurrent use.
@@ -98,7 +101,16 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 			return nil, fmt.Errorf("module %q: listed twice", n)
 		}
 		seen[n] = true
-		rmods = append(rmods, adapter{m: m, host: host{s: s, log: modLog.Named(n)}})
+		opts, err := moduleOptions(m)
+		if err != nil {
+			return nil, fmt.Errorf("module %q: %w", n, err)
+		}
+		onStandby := false
+		if sm, ok := m.(StandbyModule); ok {
+			onStandby = sm.RunOnStandby()
+		}
+		rmods = append(rmods, adapter{m: m, opts: opts, onStandby: onStandby,
+			host: host{s: s, log: modLog.Named(n), name: n, opts: opts}})
 	}
 
 	advGRPC := advertise(cfg.AdvertiseHost, cfg.GRPCAddr, os.Hostname)
@@ -119,6 +131,9 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 		AlwaysRun:     []string{StatusModule},
 		DrainTimeout:  drainTimeout,
 		LeaveTimeout:  leaveTimeout,
+
+		TLS:               cfg.TLS,
+		StandbyHTTPStatus: cfg.StandbyHTTPStatus,
 	}, rmods, log)
 	return s, nil
 }
@@ -177,23 +192,26 @@ func (s *Standby) Active() bool { return s.role.Serving() }
 // Map is the newest map this manager received, or nil before the first.
 func (s *Standby) Map() *mgrv1.MgrMap { return s.role.Map() }
 
-// GRPCAddr is the address the manager's gRPC server is bound to while
-// active (from the map naming it active, before its first lease, until it
-// stops serving), else "".
+// GRPCAddr is the address the manager's gRPC server is bound to while Run
+// runs (a standby listens too, answering as a standby), else "".
 func (s *Standby) GRPCAddr() string { return s.role.GRPCAddr() }
 
-// HTTPAddr is the address the manager's HTTP server is bound to while
-// active, else "".
+// HTTPAddr is the address the manager's HTTP server is bound to while Run
+// runs, else "".
 func (s *Standby) HTTPAddr() string { return s.role.HTTPAddr() }
 
 // adapter runs a Module as the role runs modules.
 type adapter struct {
-	m    Module
-	host host
+	m         Module
+	host      host
+	opts      []*mgrv1.ModuleOption
+	onStandby bool
 }
 
-func (a adapter) Name() string  { return a.m.Name() }
-func (a adapter) CanRun() error { return a.m.CanRun() }
+func (a adapter) Name() string                   { return a.m.Name() }
+func (a adapter) CanRun() error                  { return a.m.CanRun() }
+func (a adapter) OnStandby() bool                { return a.onStandby }
+func (a adapter) Options() []*mgrv1.ModuleOption { return a.opts }
 func (a adapter) Register(r *server.Registrar) {
 	a.m.Register(registrar{Registrar: r, host: a.host})
 }
@@ -209,8 +227,10 @@ func (r registrar) Host() Host { return r.host }
 
 // host is the Host a module sees.
 type host struct {
-	s   *Standby
-	log hclog.Logger
+	s    *Standby
+	log  hclog.Logger
+	name string
+	opts []*mgrv1.ModuleOption
 }
 
 func (h host) Map() *mgrv1.MgrMap     { return h.s.role.Map() }
@@ -222,6 +242,7 @@ func (h host) Watch(ctx context.Context) <-chan *mgrv1.MgrMap {
 	return h.s.role.Watch(ctx)
 }
 func (h host) Monitors() grpc.ClientConnInterface { return monConn{s: h.s} }
+func (h host) Active() bool                       { return h.s.Active() }
 
 // errNotRunning is what a call through Host.Monitors returns while Run is
 // not running.
