@@ -142,9 +142,9 @@ type Role struct {
 	log     hclog.Logger
 
 	// Published to other goroutines.
-	gid         atomic.Uint64
-	state       atomic.Int32
-	current     atomic.Pointer[mgrv1.MgrMap]
+	gid     atomic.Uint64
+	state   atomic.Int32
+	current atomic.Pointer[mgrv1.MgrMap]
 	// srv is the manager server while Run runs; term is its current term
 	// while this manager is active (activating, serving, or waiting for a
 	// lease), else nil.

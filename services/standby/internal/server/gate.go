@@ -83,7 +83,7 @@ func (s *Server) standbyMessage() string {
 // ungated names the services a standby answers itself: health (so that a
 // probe learns the manager service is NOT_SERVING) and reflection.
 var ungated = map[string]bool{
-	healthpb.Health_ServiceDesc.ServiceName: true,
+	healthpb.Health_ServiceDesc.ServiceName:    true,
 	"grpc.reflection.v1.ServerReflection":      true,
 	"grpc.reflection.v1alpha.ServerReflection": true,
 }

@@ -31,8 +31,8 @@ func TestMain(m *testing.M) {
 // testModule serves GET /<name>/slow (which blocks until the request ends)
 // and GET /<name>/{$}; run decides how Run behaves.
 type testModule struct {
-	name     string
-	run      func(ctx context.Context) error
+	name      string
+	run       func(ctx context.Context) error
 	register  func(r *Registrar)
 	runs      atomic.Int32
 	onStandby bool
