@@ -609,3 +609,26 @@ func refused(addr string) (bool, string) {
 	}
 	return errors.Is(err, syscall.ECONNREFUSED), err.Error()
 }
+
+// answersAsStandby reports whether the manager whose HTTP listener is addr
+// answers as a standby: GET /status/ is redirected (303 or 307) or refused
+// (503), without the Mgr-Active-Epoch header an active's answers carry.
+func answersAsStandby(addr string) (bool, string) {
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := cl.Get("http://" + addr + "/status/")
+	if err != nil {
+		return false, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	desc := fmt.Sprintf("GET /status/ on %s: %d Location %q Mgr-Active-Epoch %q %q", addr, resp.StatusCode,
+		resp.Header.Get("Location"), resp.Header.Get("Mgr-Active-Epoch"), body)
+	switch resp.StatusCode {
+	case http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusServiceUnavailable:
+		return resp.Header.Get("Mgr-Active-Epoch") == "", desc
+	}
+	return false, desc
+}
