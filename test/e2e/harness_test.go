@@ -309,9 +309,20 @@ func (c *cluster) startMonitor() {
 // startStandby starts a standby daemon named name on fresh ports.
 func (c *cluster) startStandby(name string) *standbyProc {
 	c.t.Helper()
+	return c.startManager(bins.standby, name)
+}
+
+// startManager starts bin (the standby daemon, or a program embedding the
+// library with its flags) as the manager name on fresh ports, with extra
+// flags.
+func (c *cluster) startManager(bin, name string, extra ...string) *standbyProc {
+	c.t.Helper()
 	s := &standbyProc{grpcAddr: freeAddr(c.t), httpAddr: freeAddr(c.t)}
 	args := append([]string{"--name", name, "--monitor", c.monAddr, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr}, standbyTimings...)
-	s.proc = startProc(c.t, c.dir, name, bins.standby, args...)
+	if bin == bins.counter {
+		args = []string{"--name", name, "--monitor", c.monAddr, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--beacon-period", "100ms"}
+	}
+	s.proc = startProc(c.t, c.dir, name, bin, append(args, extra...)...)
 	c.standbys[name] = s
 	return s
 }
