@@ -73,6 +73,12 @@ type Standby struct {
 // New checks cfg and the modules and returns a manager carrying them and the
 // built-in status module. It opens nothing: Run does.
 func New(cfg Config, modules ...Module) (*Standby, error) {
+	return newStandby(cfg, false, modules)
+}
+
+// newStandby is New; coldStart builds the server at each activation instead
+// (the benchmarks' baseline, see role.Config.ColdStart).
+func newStandby(cfg Config, coldStart bool, modules []Module) (*Standby, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
@@ -134,6 +140,7 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 
 		TLS:               cfg.TLS,
 		StandbyHTTPStatus: cfg.StandbyHTTPStatus,
+		ColdStart:         coldStart,
 	}, rmods, log)
 	return s, nil
 }

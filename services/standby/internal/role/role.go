@@ -132,6 +132,11 @@ type Config struct {
 	// StandbyHTTPStatus is how the server answers HTTP as a standby (303,
 	// 307 or 503; 0 means 303).
 	StandbyHTTPStatus int
+	// ColdStart is the design before warm standbys, kept as the baseline of
+	// the activation benchmarks: the server is built (modules registered)
+	// and bound at each activation and closed at its end; a standby does
+	// not listen.
+	ColdStart bool
 }
 
 // Role runs one manager. Its accessors are safe for concurrent use; Run is
@@ -301,12 +306,18 @@ func (r *Role) Run(ctx context.Context, mon Monitor) error {
 	defer r.fenceTimer.Stop()
 	// The server listens from the start, standbys included; modules
 	// register once, so that an activation is a switch.
-	srv, err := r.startServer()
-	if err != nil {
-		return err
+	if !r.cfg.ColdStart {
+		srv, err := r.startServer()
+		if err != nil {
+			return err
+		}
+		r.srv.Store(srv)
 	}
-	r.srv.Store(srv)
-	defer srv.Stop()
+	defer func() {
+		if srv := r.srv.Load(); srv != nil {
+			srv.Stop()
+		}
+	}()
 	if err := r.authenticate(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -325,11 +336,13 @@ func (r *Role) Run(ctx context.Context, mon Monitor) error {
 	g.Go(func() error { return r.watcher.Run(gctx, maps) })
 	g.Go(func() error { return r.beaconer.Run(gctx, results) })
 
-	err = r.loop(ctx, gctx, maps, results)
+	err := r.loop(ctx, gctx, maps, results)
 	// Stop serving first (and close the listeners), then stop beaconing
 	// and leave, then end the map stream.
 	r.stopServing("shutting down")
-	srv.Stop()
+	if srv := r.srv.Load(); srv != nil {
+		srv.Stop()
+	}
 	r.beaconer.Set(nil)
 	r.leave(ctx)
 	stopHelpers()
@@ -341,7 +354,10 @@ func (r *Role) Run(ctx context.Context, mon Monitor) error {
 
 func (r *Role) loop(ctx, helpers context.Context, maps <-chan *mgrv1.MgrMap, results <-chan beacon.Result) error {
 	for {
-		changed := r.srv.Load().Changed()
+		var changed <-chan struct{}
+		if s := r.srv.Load(); s != nil {
+			changed = s.Changed()
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -450,6 +466,14 @@ func (r *Role) activate(m *mgrv1.MgrMap) error {
 	r.setState(StateActivating)
 	r.activeEpoch = m.GetActiveEpoch()
 	srv := r.srv.Load()
+	if r.cfg.ColdStart {
+		var err error
+		if srv, err = r.startServer(); err != nil {
+			r.setState(StateStandby)
+			return fmt.Errorf("failed to activate: %w", err)
+		}
+		r.srv.Store(srv)
+	}
 	t := srv.Activate(m.GetActiveEpoch())
 	now := time.Now()
 	r.activatedAt = now
@@ -562,7 +586,12 @@ func (r *Role) stopServing(reason string) {
 	}
 	r.setState(StateStopping)
 	r.log.Debug("stopping serving", "reason", reason)
-	r.srv.Load().Deactivate()
+	if r.cfg.ColdStart {
+		r.srv.Load().Stop()
+		r.srv.Store(nil)
+	} else {
+		r.srv.Load().Deactivate()
+	}
 	r.term.Store(nil)
 	r.fenceTimer.Stop()
 	r.activeSince.Store(nil)
