@@ -17,9 +17,10 @@ import (
 // stream closes without a Leave, the leader stops granting it leases and
 // tries to connect to every address the active serves on. If every one
 // refuses, no process serves as that active any more (a manager listens on
-// them exactly while it may serve), and the next standby is promoted at
-// once. Otherwise the active is replaced when its lease has run out on the
-// monitor's clock, never the whole grace.
+// them for as long as it runs, standby or active, and binds them before it
+// can hold any lease), and the next standby is promoted at once. Otherwise
+// the active is replaced when its lease has run out on the monitor's clock,
+// never the whole grace.
 
 // probeTimeout bounds one connection attempt to a suspect's address. A
 // timeout proves nothing (a stopped process's socket still accepts), so it
