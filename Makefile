@@ -47,6 +47,7 @@ chaos:
 ## fuzz: run each fuzz target for FUZZTIME.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./services/monsim/internal/mgrmap/
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/modopt/
 
 ## generate: regenerate the Go code from the protos (buf, protoc-gen-go and
 ## protoc-gen-go-grpc come from go.mod's tool directives).

@@ -85,3 +85,27 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCanonical: for every type, a value that parses has one canonical form,
+// itself canonical (parsing it again gives it back), and Check accepts it
+// for an unbounded option.
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{"1", " 07", "-0", "1e3", "0.250", "TRUE", "1500ms", "-1h2m", "x", "", "9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		for typ := mgrv1.OptionType_OPTION_TYPE_STRING; typ <= mgrv1.OptionType_OPTION_TYPE_DURATION; typ++ {
+			c, err := Canonical(typ, v)
+			if err != nil {
+				continue
+			}
+			again, err := Canonical(typ, c)
+			if err != nil || again != c {
+				t.Fatalf("%s %q: canonical %q parses to %q, %v", TypeName(typ), v, c, again, err)
+			}
+			if got, err := Check(&mgrv1.ModuleOption{Type: typ}, v); err != nil || got != c {
+				t.Fatalf("%s %q: Check = %q, %v; want %q", TypeName(typ), v, got, err, c)
+			}
+		}
+	})
+}
