@@ -49,6 +49,7 @@ active_metadata_digest d3
 down false
 modules dashboard,prometheus
 always_on_modules balancer
+module_config mgr/dashboard/port=8080,mgr/dashboard/ssl=false
 modified 2026-10-20T12:00:04.000Z
 cause active-updated
 reason x is available
@@ -80,6 +81,7 @@ active_metadata_digest -
 down false
 modules -
 always_on_modules balancer
+module_config -
 modified 2026-10-20T12:00:01.000Z
 cause bootstrap
 reason cluster created

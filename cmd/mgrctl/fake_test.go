@@ -112,6 +112,7 @@ func cannedMaps() []*mgrv1.MgrMap {
 	m4.Services = map[string]string{"dashboard": "https://10.0.0.1:8443/", "prometheus": "http://10.0.0.1:9283/"}
 	m4.Standbys = append(m4.Standbys, &mgrv1.StandbyInfo{Gid: 5, Name: "z"})
 	m4.ActiveMetadataDigest = "d3"
+	m4.ModuleConfig = map[string]*mgrv1.ModuleConfig{"dashboard": {Values: map[string]string{"ssl": "false", "port": "8080"}}}
 	return []*mgrv1.MgrMap{m1, m2, m3, m4}
 }
 
