@@ -123,6 +123,9 @@ func TestModulesLive(t *testing.T) {
 			t.Errorf("config ls counter:\n%s\nwant a line matching %s", ls, want)
 		}
 	}
+	if out := c.mustMgrctl("dump"); !regexp.MustCompile(`(?m)^module_config\s+mgr/counter/greeting=hi,mgr/counter/period=50ms,mgr/counter/step=7$`).MatchString(out) {
+		t.Errorf("dump does not show the options set:\n%s", out)
+	}
 	var jsonOut struct {
 		Options []struct {
 			Module string `json:"module"`
