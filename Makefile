@@ -36,7 +36,7 @@ e2e:
 
 ## bench: the benchmarks, each printed beside its baseline measured in the same run.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./services/monsim/... ./test/bench/
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./services/monsim/... ./services/standby/ ./test/bench/
 	$(GO) run ./cmd/chaos --quiet --rounds 10 --seed 2 --out artifacts/chaos-bench && $(GO) run ./cmd/chaos --quiet --ceph --rounds 5 --seed 2 --faults sigterm,fail,kill9,restart,sigstop --out artifacts/chaos-bench-ceph
 
 ## chaos: ROUNDS rounds of random faults on a local cluster of real processes;
@@ -47,6 +47,7 @@ chaos:
 ## fuzz: run each fuzz target for FUZZTIME.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./services/monsim/internal/mgrmap/
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/modopt/
 
 ## generate: regenerate the Go code from the protos (buf, protoc-gen-go and
 ## protoc-gen-go-grpc come from go.mod's tool directives).

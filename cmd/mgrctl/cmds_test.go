@@ -49,6 +49,7 @@ active_metadata_digest d3
 down false
 modules dashboard,prometheus
 always_on_modules balancer
+module_config mgr/dashboard/port=8080,mgr/dashboard/ssl=false
 modified 2026-10-20T12:00:04.000Z
 cause active-updated
 reason x is available
@@ -80,6 +81,7 @@ active_metadata_digest -
 down false
 modules -
 always_on_modules balancer
+module_config -
 modified 2026-10-20T12:00:01.000Z
 cause bootstrap
 reason cluster created
@@ -158,8 +160,17 @@ z 5 standby 2026-11-26T12:00:00.000Z 1.25s`, []string{"ListBeacons "}},
 		"module enable force":  {[]string{"module", "enable", "--force", "rook"}, "enabled module rook; epoch 5", []string{"EnableModule rook force=true"}},
 		"module enable force2": {[]string{"module", "enable", "rook", "--force"}, "enabled module rook; epoch 5", []string{"EnableModule rook force=true"}},
 		"module disable":       {[]string{"module", "disable", "prometheus"}, "disabled module prometheus; epoch 5", []string{"DisableModule prometheus"}},
-		"set down":             {[]string{"set", "down"}, "set down; epoch 5", []string{"SetFlags down=true"}},
-		"unset down":           {[]string{"unset", "down"}, "unset down; epoch 5", []string{"SetFlags down=false"}},
+		"config set":           {[]string{"config", "set", "mgr/dashboard/port", "08080"}, "set mgr/dashboard/port to 8080; epoch 5", []string{"SetModuleOption dashboard/port=08080"}},
+		"config get":           {[]string{"config", "get", "mgr/dashboard/port"}, "8443", []string{"GetModuleOption dashboard/port"}},
+		"config rm":            {[]string{"config", "rm", "mgr/dashboard/port"}, "removed mgr/dashboard/port; epoch 4", []string{"RemoveModuleOption dashboard/port"}},
+		"config ls": {[]string{"config", "ls"}, `
+KEY VALUE SET TYPE DEFAULT BOUNDS DESCRIPTION
+mgr/dashboard/port 8443 no int 8443 [1..65535] listen port`, []string{"ListModuleOptions "}},
+		"config ls module": {[]string{"config", "ls", "mgr/dashboard"}, `
+KEY VALUE SET TYPE DEFAULT BOUNDS DESCRIPTION
+mgr/dashboard/port 8443 no int 8443 [1..65535] listen port`, []string{"ListModuleOptions dashboard"}},
+		"set down":   {[]string{"set", "down"}, "set down; epoch 5", []string{"SetFlags down=true"}},
+		"unset down": {[]string{"unset", "down"}, "unset down; epoch 5", []string{"SetFlags down=false"}},
 		"history": {[]string{"history"}, `
 EPOCH TIME CAUSE ACTIVE STANDBYS REASON
 1 2026-10-20T12:00:01.000Z bootstrap - 0 cluster created
@@ -237,6 +248,15 @@ func TestCommandsJSON(t *testing.T) {
 		"module disable": {[]string{"module", "disable", "dashboard"}, func(ctx context.Context, a *fakeAdmin) (proto.Message, error) {
 			return a.DisableModule(ctx, &mgrv1.DisableModuleRequest{Name: "dashboard"})
 		}, []string{"epoch"}},
+		"config set": {[]string{"config", "set", "mgr/dashboard/port", "80"}, func(ctx context.Context, a *fakeAdmin) (proto.Message, error) {
+			return a.SetModuleOption(ctx, &mgrv1.SetModuleOptionRequest{Module: "dashboard", Option: "port", Value: "80"})
+		}, []string{"epoch", "value"}},
+		"config get": {[]string{"config", "get", "mgr/dashboard/port"}, func(ctx context.Context, a *fakeAdmin) (proto.Message, error) {
+			return a.GetModuleOption(ctx, &mgrv1.GetModuleOptionRequest{Module: "dashboard", Option: "port"})
+		}, []string{"option", "epoch"}},
+		"config ls": {[]string{"config", "ls"}, func(ctx context.Context, a *fakeAdmin) (proto.Message, error) {
+			return a.ListModuleOptions(ctx, &mgrv1.ListModuleOptionsRequest{})
+		}, []string{"options", "epoch"}},
 		"set down": {[]string{"set", "down"}, func(ctx context.Context, a *fakeAdmin) (proto.Message, error) {
 			return a.SetFlags(ctx, &mgrv1.SetFlagsRequest{Down: true})
 		}, []string{"epoch"}},
@@ -340,6 +360,8 @@ func TestUsageErrors(t *testing.T) {
 		"module enable no name":  {[]string{"module", "enable", "--force"}, nil, "module enable: missing NAME"},
 		"module disable force":   {[]string{"module", "disable", "--force", "x"}, nil, "module disable: flag provided but not defined: --force"},
 		"module ls extra":        {[]string{"module", "ls", "all"}, nil, `module ls: unexpected argument "all"`},
+		"config bad key":         {[]string{"config", "get", "dashboard/port"}, nil, `config get: KEY "dashboard/port": must be mgr/<module>/<option>`},
+		"config set no value":    {[]string{"config", "set", "mgr/dashboard/port"}, nil, "config set: missing VALUE"},
 		"set other flag":         {[]string{"set", "noout"}, nil, `set: unknown "noout" (want down)`},
 		"unset nothing":          {[]string{"unset"}, nil, "unset: missing down"},
 		"history limit too big":  {[]string{"history", "--limit", "4294967296"}, nil, "for flag --limit: must be an integer from 0 to 4294967295"},
@@ -396,7 +418,10 @@ func TestServerErrors(t *testing.T) {
 		"metadata unknown": {[]string{"metadata", "q"}, nil, codes.NotFound, `mgrctl: NotFound: no manager named "q"`},
 		"enable unknown":   {[]string{"module", "enable", "rook"}, nil, codes.NotFound, `mgrctl: NotFound: module "rook" is not reported runnable by the active (use --force)`},
 		"disable always":   {[]string{"module", "disable", "balancer"}, nil, codes.FailedPrecondition, `mgrctl: FailedPrecondition: module "balancer" is always on`},
-		"dump trimmed":     {[]string{"dump", "--epoch", "99"}, nil, codes.OutOfRange, "mgrctl: OutOfRange: epoch 99 is not kept: kept epochs are 1 to 4"},
+		"config out of range": {[]string{"config", "set", "mgr/dashboard/port", "70000"}, nil, codes.InvalidArgument,
+			"mgrctl: InvalidArgument: mgr/dashboard/port: value 70000 is above the maximum 65535"},
+		"config unknown option": {[]string{"config", "get", "mgr/dashboard/speed"}, nil, codes.NotFound, "mgrctl: NotFound: module dashboard has no option speed"},
+		"dump trimmed":          {[]string{"dump", "--epoch", "99"}, nil, codes.OutOfRange, "mgrctl: OutOfRange: epoch 99 is not kept: kept epochs are 1 to 4"},
 		"stat internal": {[]string{"stat"}, map[string]error{"GetStat": status.Error(codes.Internal, "internal error")},
 			codes.Internal, "mgrctl: Internal: internal error"},
 		"set down refused": {[]string{"set", "down"}, map[string]error{"SetFlags": status.Error(codes.PermissionDenied, "client.ro lacks the admin cap")},

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/modopt"
 )
 
 // errHang makes a fake method wait until its caller gives up.
@@ -90,7 +91,7 @@ func cannedQuorum() *mgrv1.GetQuorumStatusResponse {
 func cannedMaps() []*mgrv1.MgrMap {
 	mods := []*mgrv1.ModuleInfo{
 		{Name: "balancer", CanRun: true},
-		{Name: "dashboard", CanRun: true, Options: []*mgrv1.ModuleOption{{Name: "port", Type: mgrv1.OptionType_OPTION_TYPE_INT, DefaultValue: "8443"}}},
+		{Name: "dashboard", CanRun: true, Options: []*mgrv1.ModuleOption{{Name: "port", Type: mgrv1.OptionType_OPTION_TYPE_INT, DefaultValue: "8443", Min: "1", Max: "65535", Description: "listen port"}}},
 		{Name: "prometheus", CanRun: true},
 		{Name: "rook", CanRun: false, ErrorString: "no orchestrator"},
 	}
@@ -112,6 +113,7 @@ func cannedMaps() []*mgrv1.MgrMap {
 	m4.Services = map[string]string{"dashboard": "https://10.0.0.1:8443/", "prometheus": "http://10.0.0.1:9283/"}
 	m4.Standbys = append(m4.Standbys, &mgrv1.StandbyInfo{Gid: 5, Name: "z"})
 	m4.ActiveMetadataDigest = "d3"
+	m4.ModuleConfig = map[string]*mgrv1.ModuleConfig{"dashboard": {Values: map[string]string{"ssl": "false", "port": "8080"}}}
 	return []*mgrv1.MgrMap{m1, m2, m3, m4}
 }
 
@@ -301,6 +303,80 @@ func (a *fakeAdmin) DisableModule(ctx context.Context, req *mgrv1.DisableModuleR
 		return nil, status.Errorf(codes.NotFound, "module %q is not enabled", req.GetName())
 	}
 	return &mgrv1.DisableModuleResponse{Epoch: m.GetEpoch() + 1}, nil
+}
+
+// option finds a declared option in the fake's current map.
+func (a *fakeAdmin) option(m *mgrv1.MgrMap, module, option string) (*mgrv1.ModuleOption, error) {
+	for _, mi := range m.GetAvailableModules() {
+		if mi.GetName() != module {
+			continue
+		}
+		for _, o := range mi.GetOptions() {
+			if o.GetName() == option {
+				return o, nil
+			}
+		}
+		return nil, status.Errorf(codes.NotFound, "module %s has no option %s", module, option)
+	}
+	return nil, status.Errorf(codes.NotFound, "module %s is not reported by any manager", module)
+}
+
+func (a *fakeAdmin) SetModuleOption(ctx context.Context, req *mgrv1.SetModuleOptionRequest) (*mgrv1.SetModuleOptionResponse, error) {
+	m, err := a.f.begin(ctx, "SetModuleOption", req.GetModule()+"/"+req.GetOption()+"="+req.GetValue())
+	if err != nil {
+		return nil, err
+	}
+	o, err := a.option(m, req.GetModule(), req.GetOption())
+	if err != nil {
+		return nil, err
+	}
+	v, err := modopt.Check(o, req.GetValue())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "mgr/%s/%s: %v", req.GetModule(), req.GetOption(), err)
+	}
+	return &mgrv1.SetModuleOptionResponse{Epoch: m.GetEpoch() + 1, Value: v}, nil
+}
+
+func (a *fakeAdmin) GetModuleOption(ctx context.Context, req *mgrv1.GetModuleOptionRequest) (*mgrv1.GetModuleOptionResponse, error) {
+	m, err := a.f.begin(ctx, "GetModuleOption", req.GetModule()+"/"+req.GetOption())
+	if err != nil {
+		return nil, err
+	}
+	o, err := a.option(m, req.GetModule(), req.GetOption())
+	if err != nil {
+		return nil, err
+	}
+	return &mgrv1.GetModuleOptionResponse{Epoch: m.GetEpoch(), Option: &mgrv1.ModuleOptionValue{
+		Module: req.GetModule(), Option: o, Value: o.GetDefaultValue(),
+	}}, nil
+}
+
+func (a *fakeAdmin) RemoveModuleOption(ctx context.Context, req *mgrv1.RemoveModuleOptionRequest) (*mgrv1.RemoveModuleOptionResponse, error) {
+	m, err := a.f.begin(ctx, "RemoveModuleOption", req.GetModule()+"/"+req.GetOption())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.option(m, req.GetModule(), req.GetOption()); err != nil {
+		return nil, err
+	}
+	return &mgrv1.RemoveModuleOptionResponse{Epoch: m.GetEpoch()}, nil
+}
+
+func (a *fakeAdmin) ListModuleOptions(ctx context.Context, req *mgrv1.ListModuleOptionsRequest) (*mgrv1.ListModuleOptionsResponse, error) {
+	m, err := a.f.begin(ctx, "ListModuleOptions", req.GetModule())
+	if err != nil {
+		return nil, err
+	}
+	resp := &mgrv1.ListModuleOptionsResponse{Epoch: m.GetEpoch()}
+	for _, mi := range m.GetAvailableModules() {
+		if req.GetModule() != "" && mi.GetName() != req.GetModule() {
+			continue
+		}
+		for _, o := range mi.GetOptions() {
+			resp.Options = append(resp.Options, &mgrv1.ModuleOptionValue{Module: mi.GetName(), Option: o, Value: o.GetDefaultValue()})
+		}
+	}
+	return resp, nil
 }
 
 func (a *fakeAdmin) ListModules(ctx context.Context, _ *mgrv1.ListModulesRequest) (*mgrv1.ListModulesResponse, error) {

@@ -72,6 +72,7 @@ func writeMap(w io.Writer, m *mgrv1.MgrMap) {
 	kv("down", m.GetDown())
 	kv("modules", list(m.GetModules()))
 	kv("always_on_modules", list(m.GetAlwaysOnModules()))
+	kv("module_config", moduleConfig(m.GetModuleConfig()))
 	kv("modified", formatTime(m.GetModified()))
 	kv("cause", causeWord(m.GetCause()))
 	kv("reason", dash(m.GetReason()))
@@ -89,6 +90,19 @@ func writeMap(w io.Writer, m *mgrv1.MgrMap) {
 	writeModules(w, moduleRows(m.GetAlwaysOnModules(), m.GetModules(), m.GetAvailableModules()))
 	fmt.Fprintln(w)
 	writeServices(w, m.GetServices())
+}
+
+// moduleConfig lists the options set in the map as
+// mgr/<module>/<option>=<value>, by key; "-" when none is set.
+func moduleConfig(cfg map[string]*mgrv1.ModuleConfig) string {
+	var kvs []string
+	for _, mod := range sortedKeys(cfg) {
+		vals := cfg[mod].GetValues()
+		for _, opt := range sortedKeys(vals) {
+			kvs = append(kvs, "mgr/"+mod+"/"+opt+"="+vals[opt])
+		}
+	}
+	return list(kvs)
 }
 
 // runHistory is `mgrctl history [--since EPOCH] [--limit N]`.

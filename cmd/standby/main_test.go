@@ -52,7 +52,7 @@ func TestParse(t *testing.T) {
 				"MGRPLANE_BEACON_PERIOD": "250ms", "MGRPLANE_GRPC_ADDR": "0.0.0.0:7000", "MGRPLANE_HTTP_ADDR": "0.0.0.0:7001",
 				"MGRPLANE_ADVERTISE_HOST": "mgr-b", "MGRPLANE_LOG_LEVEL": "debug", "MGRPLANE_LOG_JSON": "true",
 				"MGRPLANE_RECONNECT_MIN": "10ms", "MGRPLANE_RECONNECT_MAX": "1s",
-				"MGRPLANE_PRIORITY": "-5", "MGRPLANE_ZONE": "rack-2",
+				"MGRPLANE_PRIORITY": "-5", "MGRPLANE_ZONE": "rack-2", "MGRPLANE_STANDBY_HTTP_STATUS": "503",
 			},
 			check: func(t *testing.T, o options) {
 				c := o.cfg
@@ -60,7 +60,7 @@ func TestParse(t *testing.T) {
 					c.BeaconPeriod != 250*time.Millisecond || c.GRPCAddr != "0.0.0.0:7000" || c.HTTPAddr != "0.0.0.0:7001" ||
 					c.AdvertiseHost != "mgr-b" || o.log.Level != "debug" || !o.log.JSON ||
 					c.ReconnectMin != 10*time.Millisecond || c.ReconnectMax != time.Second ||
-					c.Priority != -5 || c.Zone != "rack-2" {
+					c.Priority != -5 || c.Zone != "rack-2" || c.StandbyHTTPStatus != 503 {
 					t.Errorf("options = %+v", o)
 				}
 			},
@@ -126,13 +126,14 @@ func TestRunRefuses(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no name":         {args: nil, want: "--name (or MGRPLANE_NAME) is required"},
-		"bad name":        {args: []string{"--name", "-x"}, want: "Name \"-x\""},
-		"bad log level":   {args: []string{"--name", "a", "--log-level", "loud"}, want: "--log-level \"loud\""},
-		"bad period":      {args: []string{"--name", "a", "--beacon-period", "1h"}, want: "BeaconPeriod 1h0m0s: must be between"},
-		"no monitor":      {args: []string{"--name", "a", "--monitor", ""}, want: "Monitors: 0 addresses"},
-		"monitor no port": {args: []string{"--name", "a", "--monitor", "mon1"}, want: "Monitors[0] \"mon1\""},
-		"bad zone":        {args: []string{"--name", "a", "--zone", "rack 1"}, want: "Zone \"rack 1\": must be empty or 1 to 64 characters"},
+		"no name":            {args: nil, want: "--name (or MGRPLANE_NAME) is required"},
+		"bad name":           {args: []string{"--name", "-x"}, want: "Name \"-x\""},
+		"bad log level":      {args: []string{"--name", "a", "--log-level", "loud"}, want: "--log-level \"loud\""},
+		"bad period":         {args: []string{"--name", "a", "--beacon-period", "1h"}, want: "BeaconPeriod 1h0m0s: must be between"},
+		"no monitor":         {args: []string{"--name", "a", "--monitor", ""}, want: "Monitors: 0 addresses"},
+		"monitor no port":    {args: []string{"--name", "a", "--monitor", "mon1"}, want: "Monitors[0] \"mon1\""},
+		"bad zone":           {args: []string{"--name", "a", "--zone", "rack 1"}, want: "Zone \"rack 1\": must be empty or 1 to 64 characters"},
+		"bad standby status": {args: []string{"--name", "a", "--standby-http-status", "302"}, want: "StandbyHTTPStatus 302: must be one of [303 307 503]"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

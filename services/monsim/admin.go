@@ -357,3 +357,84 @@ func (h *adminHandler) ListBeacons(ctx context.Context, req *mgrv1.ListBeaconsRe
 	}
 	return resp, nil
 }
+
+// config proposes one ConfigOp.
+func (h *adminHandler) config(ctx context.Context, op *mgrv1.ConfigOp) (uint64, error) {
+	op.Actor = adminActor
+	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Config{Config: op}}, false)
+	if err != nil {
+		return 0, toStatus(h.s.logger, err)
+	}
+	return r.Epoch, nil
+}
+
+// SetModuleOption implements mgrv1.AdminServiceServer.
+func (h *adminHandler) SetModuleOption(ctx context.Context, req *mgrv1.SetModuleOptionRequest) (*mgrv1.SetModuleOptionResponse, error) {
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewAdminServiceClient(c).SetModuleOption(ctx, req)
+	}
+	e, err := h.config(ctx, &mgrv1.ConfigOp{Module: req.GetModule(), Option: req.GetOption(), Value: req.GetValue()})
+	if err != nil {
+		return nil, err
+	}
+	// The map at the answer's epoch (or a newer one) holds the value as
+	// stored.
+	st := h.s.node.State()
+	v := st.GetMap().GetModuleConfig()[req.GetModule()].GetValues()[req.GetOption()]
+	return &mgrv1.SetModuleOptionResponse{Epoch: e, Value: v}, nil
+}
+
+// RemoveModuleOption implements mgrv1.AdminServiceServer.
+func (h *adminHandler) RemoveModuleOption(ctx context.Context, req *mgrv1.RemoveModuleOptionRequest) (*mgrv1.RemoveModuleOptionResponse, error) {
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewAdminServiceClient(c).RemoveModuleOption(ctx, req)
+	}
+	e, err := h.config(ctx, &mgrv1.ConfigOp{Module: req.GetModule(), Option: req.GetOption(), Remove: true})
+	if err != nil {
+		return nil, err
+	}
+	return &mgrv1.RemoveModuleOptionResponse{Epoch: e}, nil
+}
+
+// GetModuleOption implements mgrv1.AdminServiceServer.
+func (h *adminHandler) GetModuleOption(_ context.Context, req *mgrv1.GetModuleOptionRequest) (*mgrv1.GetModuleOptionResponse, error) {
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	m := st.GetMap()
+	if err := mgrmap.ValidateModuleName("module", req.GetModule()); err != nil {
+		return nil, toStatus(h.s.logger, err)
+	}
+	for _, ov := range mgrmap.OptionValues(m, req.GetModule()) {
+		if ov.GetOption().GetName() == req.GetOption() {
+			return &mgrv1.GetModuleOptionResponse{Option: ov, Epoch: m.GetEpoch()}, nil
+		}
+	}
+	_, err = mgrmap.LookupOption(m, req.GetModule(), req.GetOption())
+	return nil, toStatus(h.s.logger, err)
+}
+
+// ListModuleOptions implements mgrv1.AdminServiceServer.
+func (h *adminHandler) ListModuleOptions(_ context.Context, req *mgrv1.ListModuleOptionsRequest) (*mgrv1.ListModuleOptionsResponse, error) {
+	st, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	m := st.GetMap()
+	if mod := req.GetModule(); mod != "" {
+		if err := mgrmap.ValidateModuleName("module", mod); err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		if _, known := mgrmap.DeclaredOptions(m, mod); !known && m.GetModuleConfig()[mod] == nil {
+			return nil, toStatus(h.s.logger, fmt.Errorf("%w: module %s is not reported by any manager", mgrmap.ErrNotFound, mod))
+		}
+	}
+	return &mgrv1.ListModuleOptionsResponse{Options: mgrmap.OptionValues(m, req.GetModule()), Epoch: m.GetEpoch()}, nil
+}

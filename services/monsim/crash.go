@@ -17,14 +17,26 @@ import (
 // stream closes without a Leave, the leader stops granting it leases and
 // tries to connect to every address the active serves on. If every one
 // refuses, no process serves as that active any more (a manager listens on
-// them exactly while it may serve), and the next standby is promoted at
-// once. Otherwise the active is replaced when its lease has run out on the
-// monitor's clock, never the whole grace.
+// them for as long as it runs, standby or active, and binds them before it
+// can hold any lease), and the next standby is promoted at once. Otherwise
+// the active is replaced when its lease has run out on the monitor's clock,
+// never the whole grace.
 
 // probeTimeout bounds one connection attempt to a suspect's address. A
 // timeout proves nothing (a stopped process's socket still accepts), so it
 // only costs the fast path, never safety.
 const probeTimeout = 300 * time.Millisecond
+
+// A killed process's sockets close in an order the kernel chooses: its
+// connection to the monitor may close a moment before its listeners. So an
+// address that still answers is probed again, up to probeAttempts times
+// probeRetry apart, before the fast path declines. A later refusal proves
+// as much as an earlier one (the listeners close only when the manager's
+// Run ends), and no lease is granted meanwhile.
+const (
+	probeAttempts = 5
+	probeRetry    = 20 * time.Millisecond
+)
 
 // crashWatch counts each manager's open watch streams and queues the active
 // for a probe when its last one closes.
@@ -110,7 +122,15 @@ func (s *Server) probe(ctx context.Context, gid uint64) {
 	// probe could outlive a promotion the probe leads to.
 	s.live.Revoke(gid)
 	start := time.Now()
-	if !probeGone(ctx, m.GetActiveAddrs()) {
+	gone := probeGone(ctx, m.GetActiveAddrs())
+	for i := 1; i < probeAttempts && !gone && ctx.Err() == nil; i++ {
+		select {
+		case <-ctx.Done():
+		case <-time.After(probeRetry):
+			gone = probeGone(ctx, m.GetActiveAddrs())
+		}
+	}
+	if !gone {
 		s.live.Unrevoke(gid)
 		log.Info("active's connection closed but its addresses answer; it is replaced if its lease runs out", "addrs", m.GetActiveAddrs())
 		return

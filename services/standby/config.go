@@ -1,10 +1,12 @@
 package standby
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -38,7 +40,13 @@ const (
 	MaxFSIDLen = 64
 	// MaxHostLen bounds Config.AdvertiseHost.
 	MaxHostLen = 253
+
+	// DefaultStandbyHTTPStatus is 303 See Other: a standby redirects.
+	DefaultStandbyHTTPStatus = 303
 )
+
+// StandbyHTTPStatuses are the values Config.StandbyHTTPStatus may take.
+var StandbyHTTPStatuses = []int{303, 307, 503}
 
 var (
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
@@ -90,6 +98,13 @@ type Config struct {
 	// package-global default one. Nil makes a new one (Standby.Registry). One registry carries one
 	// manager's metrics: New fails when they are on it already.
 	Registry *prometheus.Registry
+	// StandbyHTTPStatus is how a standby answers HTTP requests: 303 (the
+	// default) or 307 redirects to the same path on the active; 503 (for
+	// load balancers that should not follow) refuses, naming the active.
+	StandbyHTTPStatus int
+	// TLS is the server TLS for the manager's gRPC and HTTP listeners; nil
+	// means plaintext.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns the defaults; Name must still be set.
@@ -101,6 +116,8 @@ func DefaultConfig() Config {
 		HTTPAddr:     DefaultHTTPAddr,
 		ReconnectMin: DefaultReconnectMin,
 		ReconnectMax: DefaultReconnectMax,
+
+		StandbyHTTPStatus: DefaultStandbyHTTPStatus,
 	}
 }
 
@@ -149,6 +166,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReconnectMax < c.ReconnectMin || c.ReconnectMax > MaxReconnect {
 		bad("ReconnectMax %v: must be between ReconnectMin (%v) and %v", c.ReconnectMax, c.ReconnectMin, MaxReconnect)
+	}
+	if !slices.Contains(StandbyHTTPStatuses, c.StandbyHTTPStatus) {
+		bad("StandbyHTTPStatus %d: must be one of %v", c.StandbyHTTPStatus, StandbyHTTPStatuses)
 	}
 	return errors.Join(errs...)
 }

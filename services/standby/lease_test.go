@@ -17,6 +17,7 @@ import (
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/services/standby/internal/montest"
+	"github.com/mgrplane/mgrplane/services/standby/internal/role"
 )
 
 // The short lease of these tests, beside the 20ms beacon period of
@@ -104,7 +105,7 @@ func TestLeaseExpiryStopsServing(t *testing.T) {
 			if a.err == nil && (a.code != http.StatusServiceUnavailable || !strings.Contains(a.body, "lease expired")) {
 				t.Errorf("request answered after the lease: %d %q, want 503 lease expired", a.code, a.body)
 			}
-			eventually(t, "the listeners close", func() bool { return r.GRPCAddr() == "" && refused(httpAddr) && refused(grpcAddr) })
+			eventually(t, "the manager answers as a standby", func() bool { return standbyAnswers(grpcAddr, httpAddr) })
 			if len(mon.Leaves()) != 0 || r.GID() != gid {
 				t.Errorf("after the lease ran out: %d leaves, gid %d; want none and gid %d", len(mon.Leaves()), r.GID(), gid)
 			}
@@ -151,11 +152,11 @@ func TestActivationWaitsForLease(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "the server starts", func() bool { return r.HTTPAddr() != "" })
 			httpAddr, grpcAddr := r.HTTPAddr(), r.GRPCAddr()
+			eventually(t, "the manager activates", func() bool { return r.role.State() == role.StateActivating })
 			if !tc.granted {
-				eventually(t, "the server stops without a lease", func() bool {
-					return r.HTTPAddr() == "" && refused(httpAddr) && refused(grpcAddr)
+				eventually(t, "the term ends without a lease", func() bool {
+					return r.role.State() == role.StateStandby && standbyAnswers(grpcAddr, httpAddr)
 				})
 				if r.Active() {
 					t.Error("Active without a lease")

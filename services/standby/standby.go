@@ -57,7 +57,10 @@ const (
 	leaveTimeout = 2 * time.Second
 )
 
-var moduleRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+var (
+	moduleRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	optionRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+)
 
 // Standby is one manager. Make it with New and run it with Run; its other
 // methods are safe for concurrent use.
@@ -77,6 +80,12 @@ type Standby struct {
 // New checks cfg and the modules and returns a manager carrying them and the
 // built-in status module. It opens nothing: Run does.
 func New(cfg Config, modules ...Module) (*Standby, error) {
+	return newStandby(cfg, false, modules)
+}
+
+// newStandby is New; coldStart builds the server at each activation instead
+// (the benchmarks' baseline, see role.Config.ColdStart).
+func newStandby(cfg Config, coldStart bool, modules []Module) (*Standby, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
@@ -109,7 +118,16 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 		}
 		seen[n] = true
 		s.names = append(s.names, n)
-		rmods = append(rmods, adapter{m: m, host: host{s: s, log: modLog.Named(n)}})
+		opts, err := moduleOptions(m)
+		if err != nil {
+			return nil, fmt.Errorf("module %q: %w", n, err)
+		}
+		onStandby := false
+		if sm, ok := m.(StandbyModule); ok {
+			onStandby = sm.RunOnStandby()
+		}
+		rmods = append(rmods, adapter{m: m, opts: opts, onStandby: onStandby,
+			host: host{s: s, log: modLog.Named(n), name: n, opts: opts}})
 	}
 
 	if err := metrics.RegisterRuntime(s.reg); err != nil {
@@ -139,6 +157,10 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 		DrainTimeout:  drainTimeout,
 		LeaveTimeout:  leaveTimeout,
 		Observer:      met,
+
+		TLS:               cfg.TLS,
+		StandbyHTTPStatus: cfg.StandbyHTTPStatus,
+		ColdStart:         coldStart,
 	}, rmods, log)
 	return s, nil
 }
@@ -202,13 +224,12 @@ func (s *Standby) Map() *mgrv1.MgrMap { return s.role.Map() }
 // may register its own metrics on it.
 func (s *Standby) Registry() *prometheus.Registry { return s.reg }
 
-// GRPCAddr is the address the manager's gRPC server is bound to while
-// active (from the map naming it active, before its first lease, until it
-// stops serving), else "".
+// GRPCAddr is the address the manager's gRPC server is bound to while Run
+// runs (a standby listens too, answering as a standby), else "".
 func (s *Standby) GRPCAddr() string { return s.role.GRPCAddr() }
 
-// HTTPAddr is the address the manager's HTTP server is bound to while
-// active, else "".
+// HTTPAddr is the address the manager's HTTP server is bound to while Run
+// runs, else "".
 func (s *Standby) HTTPAddr() string { return s.role.HTTPAddr() }
 
 // metricsSource answers the metrics' questions at scrape time.
@@ -241,12 +262,16 @@ func (m metricsSource) Modules() []metrics.ModuleState {
 
 // adapter runs a Module as the role runs modules.
 type adapter struct {
-	m    Module
-	host host
+	m         Module
+	host      host
+	opts      []*mgrv1.ModuleOption
+	onStandby bool
 }
 
-func (a adapter) Name() string  { return a.m.Name() }
-func (a adapter) CanRun() error { return a.m.CanRun() }
+func (a adapter) Name() string                   { return a.m.Name() }
+func (a adapter) CanRun() error                  { return a.m.CanRun() }
+func (a adapter) OnStandby() bool                { return a.onStandby }
+func (a adapter) Options() []*mgrv1.ModuleOption { return a.opts }
 func (a adapter) Register(r *server.Registrar) {
 	a.m.Register(registrar{Registrar: r, host: a.host})
 }
@@ -262,8 +287,10 @@ func (r registrar) Host() Host { return r.host }
 
 // host is the Host a module sees.
 type host struct {
-	s   *Standby
-	log hclog.Logger
+	s    *Standby
+	log  hclog.Logger
+	name string
+	opts []*mgrv1.ModuleOption
 }
 
 func (h host) Map() *mgrv1.MgrMap     { return h.s.role.Map() }
@@ -275,6 +302,7 @@ func (h host) Watch(ctx context.Context) <-chan *mgrv1.MgrMap {
 	return h.s.role.Watch(ctx)
 }
 func (h host) Monitors() grpc.ClientConnInterface { return monConn{s: h.s} }
+func (h host) Active() bool                       { return h.s.Active() }
 
 // errNotRunning is what a call through Host.Monitors returns while Run is
 // not running.

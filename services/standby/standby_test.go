@@ -134,6 +134,37 @@ func refused(addr string) bool {
 	return false
 }
 
+// standbyAnswers reports whether the manager listening at grpcAddr and
+// httpAddr answers as a standby: HTTP redirected or refused without the
+// active-epoch header, ManagerService refused naming a standby, and health
+// NOT_SERVING for it.
+func standbyAnswers(grpcAddr, httpAddr string) bool {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get("http://" + httpAddr + "/status/")
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	if resp.Header.Get("Mgr-Active-Epoch") != "" ||
+		(resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusServiceUnavailable) {
+		return false
+	}
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = mgrv1.NewManagerServiceClient(conn).GetStatus(ctx, &mgrv1.GetStatusRequest{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "standby") {
+		return false
+	}
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "mgr.v1.ManagerService"})
+	return err == nil && h.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
+}
+
 func TestStandbyAuthenticatesAndBeacons(t *testing.T) {
 	mon := montest.Start(t)
 	other := mon.AddStandby("other")
@@ -182,8 +213,11 @@ func TestStandbyAuthenticatesAndBeacons(t *testing.T) {
 	if len(mods) != 1 || mods[0].GetName() != "status" || !mods[0].GetCanRun() {
 		t.Errorf("available_modules = %v, want status that can run", mods)
 	}
-	if r.Active() || r.GRPCAddr() != "" || r.HTTPAddr() != "" {
+	if r.Active() || r.GRPCAddr() == "" || r.HTTPAddr() == "" {
 		t.Errorf("standby: Active %v GRPCAddr %q HTTPAddr %q", r.Active(), r.GRPCAddr(), r.HTTPAddr())
+	}
+	if !standbyAnswers(r.GRPCAddr(), r.HTTPAddr()) {
+		t.Error("the standby does not answer as a standby")
 	}
 	eventually(t, "the manager holds the map naming it standby", func() bool {
 		return standbyIndex(r.Map(), gid) >= 0
@@ -320,8 +354,8 @@ func TestDemotionStopsServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the manager stops serving", func() bool { return !r.Active() })
-	if r.GRPCAddr() != "" || r.HTTPAddr() != "" {
-		t.Errorf("addresses %q %q after demotion", r.GRPCAddr(), r.HTTPAddr())
+	if r.GRPCAddr() != grpcAddr || r.HTTPAddr() != httpAddr {
+		t.Errorf("addresses %q %q after demotion, want the same listeners %q %q", r.GRPCAddr(), r.HTTPAddr(), grpcAddr, httpAddr)
 	}
 	// It goes on as a standby under the same gid, in the same process. The
 	// beacon saying available=false goes out at once, when nothing serves.
@@ -329,8 +363,8 @@ func TestDemotionStopsServing(t *testing.T) {
 		b, _ := lastBeacon(mon, gid)
 		return !b.Req.GetAvailable() && b.Standing == mgrv1.Standing_STANDING_STANDBY
 	})
-	if !refused(httpAddr) || !refused(grpcAddr) {
-		t.Errorf("the demoted manager still listens on %s or %s", httpAddr, grpcAddr)
+	if !standbyAnswers(grpcAddr, httpAddr) {
+		t.Errorf("the demoted manager on %s and %s does not answer as a standby", httpAddr, grpcAddr)
 	}
 	if r.GID() != gid {
 		t.Errorf("gid = %d after demotion, want %d", r.GID(), gid)
@@ -392,7 +426,7 @@ func TestToldToStopLeavesAndRejoins(t *testing.T) {
 			mon.OnLeave(func(req *mgrv1.LeaveRequest) {
 				leaves <- atLeave{
 					gid:            req.GetGid(),
-					listening:      !refused(httpAddr) || !refused(grpcAddr),
+					listening:      !standbyAnswers(grpcAddr, httpAddr),
 					active:         r.Active(),
 					counterStopped: ctr.stops.Load(),
 				}
@@ -408,7 +442,7 @@ func TestToldToStopLeavesAndRejoins(t *testing.T) {
 				t.Fatal("the manager did not leave")
 			}
 			if at.gid != gid || at.listening || at.active || at.counterStopped != 1 {
-				t.Errorf("at the Leave: %+v; want gid %d, not listening, not active, the module stopped", at, gid)
+				t.Errorf("at the Leave: %+v; want gid %d, answering as a standby, not active, the module stopped", at, gid)
 			}
 			eventually(t, "the manager takes a new gid", func() bool { return r.GID() != 0 && r.GID() != gid })
 			if tc.holdMaps && r.Map().GetActiveGid() != gid {
@@ -459,8 +493,8 @@ func TestRefusedGIDReauthenticates(t *testing.T) {
 	if !slices.ContainsFunc(mon.Beacons(old), func(b montest.Beacon) bool { return status.Code(b.Err) == codes.FailedPrecondition }) {
 		t.Error("no beacon was refused with FailedPrecondition")
 	}
-	if !refused(httpAddr) {
-		t.Errorf("still listening on %s after the gid was refused", httpAddr)
+	if !standbyAnswers(r.GRPCAddr(), httpAddr) {
+		t.Errorf("%s does not answer as a standby after the gid was refused", httpAddr)
 	}
 	if n := len(mon.Auths()); n != 2 {
 		t.Errorf("%d Authenticate calls, want 2", n)
@@ -673,9 +707,10 @@ func TestRunFails(t *testing.T) {
 			wantMsg:  "fsid",
 		},
 		"port taken": {
+			// The listeners are bound before authenticating: no gid, no
+			// leave.
 			change:  func(c *Config) { c.HTTPAddr = taken.Addr().String() },
 			wantMsg: "failed to listen for HTTP",
-			leaves:  1,
 		},
 	}
 	for name, tc := range tests {

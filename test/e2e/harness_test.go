@@ -309,9 +309,20 @@ func (c *cluster) startMonitor() {
 // startStandby starts a standby daemon named name on fresh ports.
 func (c *cluster) startStandby(name string) *standbyProc {
 	c.t.Helper()
+	return c.startManager(bins.standby, name)
+}
+
+// startManager starts bin (the standby daemon, or a program embedding the
+// library with its flags) as the manager name on fresh ports, with extra
+// flags.
+func (c *cluster) startManager(bin, name string, extra ...string) *standbyProc {
+	c.t.Helper()
 	s := &standbyProc{grpcAddr: freeAddr(c.t), httpAddr: freeAddr(c.t)}
 	args := append([]string{"--name", name, "--monitor", c.monAddr, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr}, standbyTimings...)
-	s.proc = startProc(c.t, c.dir, name, bins.standby, args...)
+	if bin == bins.counter {
+		args = []string{"--name", name, "--monitor", c.monAddr, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--beacon-period", "100ms"}
+	}
+	s.proc = startProc(c.t, c.dir, name, bin, append(args, extra...)...)
 	c.standbys[name] = s
 	return s
 }
@@ -608,4 +619,27 @@ func refused(addr string) (bool, string) {
 		return false, addr + " accepted a connection"
 	}
 	return errors.Is(err, syscall.ECONNREFUSED), err.Error()
+}
+
+// answersAsStandby reports whether the manager whose HTTP listener is addr
+// answers as a standby: GET /status/ is redirected (303 or 307) or refused
+// (503), without the Mgr-Active-Epoch header an active's answers carry.
+func answersAsStandby(addr string) (bool, string) {
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := cl.Get("http://" + addr + "/status/")
+	if err != nil {
+		return false, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	desc := fmt.Sprintf("GET /status/ on %s: %d Location %q Mgr-Active-Epoch %q %q", addr, resp.StatusCode,
+		resp.Header.Get("Location"), resp.Header.Get("Mgr-Active-Epoch"), body)
+	switch resp.StatusCode {
+	case http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusServiceUnavailable:
+		return resp.Header.Get("Mgr-Active-Epoch") == "", desc
+	}
+	return false, desc
 }

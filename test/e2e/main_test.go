@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,6 +19,9 @@ import (
 // binaries are the paths of the real programs the tests drive.
 type binaries struct {
 	monsim, standby, mgrctl string
+	// counter is examples/counter: a program embedding the library with
+	// its own module.
+	counter string
 	// grpcurl is the binary `go tool grpcurl` runs (go.mod's tool directive).
 	grpcurl string
 }
@@ -56,7 +60,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// build compiles monsim, standby and mgrctl into dir, as the chaos harness
+// build compiles monsim, standby, mgrctl and examples/counter into dir, as the chaos harness
 // does (CGO_ENABLED=0, no race detector: the programs as shipped), and finds
 // grpcurl.
 func build(dir string) (binaries, error) {
@@ -73,7 +77,13 @@ func build(dir string) (binaries, error) {
 	if err != nil {
 		return binaries{}, fmt.Errorf("go tool -n grpcurl failed: %w\n%s", err, stderr.String())
 	}
-	b := binaries{monsim: cb.Monsim, standby: cb.Standby, mgrctl: cb.Mgrctl, grpcurl: strings.TrimSpace(string(out))}
+	counter := filepath.Join(dir, "counter")
+	cmd = exec.Command("go", "build", "-o", counter, "github.com/mgrplane/mgrplane/examples/counter")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return binaries{}, fmt.Errorf("go build examples/counter failed: %w\n%s", err, out)
+	}
+	b := binaries{monsim: cb.Monsim, standby: cb.Standby, mgrctl: cb.Mgrctl, counter: counter, grpcurl: strings.TrimSpace(string(out))}
 	if _, err := os.Stat(b.grpcurl); err != nil {
 		return binaries{}, fmt.Errorf("missing binary: %w", err)
 	}

@@ -266,8 +266,8 @@ func TestMgrctl(t *testing.T) {
 		}
 		next := c.waitActive(cur.ActiveName, 2)
 		c.waitServing(next.ActiveName)
-		waitFor(t, "the failed active's HTTP port to close", func() (bool, string) {
-			return refused(c.standbys[cur.ActiveName].httpAddr)
+		waitFor(t, "the failed active to answer as a standby", func() (bool, string) {
+			return answersAsStandby(c.standbys[cur.ActiveName].httpAddr)
 		})
 		active = next.ActiveName
 	})
@@ -290,8 +290,8 @@ func TestMgrctl(t *testing.T) {
 			return m != nil, out
 		})
 		// The old active stops serving.
-		waitFor(t, "the old active's HTTP port to close", func() (bool, string) {
-			return refused(c.standbys[active].httpAddr)
+		waitFor(t, "the old active to answer as a standby", func() (bool, string) {
+			return answersAsStandby(c.standbys[active].httpAddr)
 		})
 		if out := c.mustMgrctl("services"); out != "SERVICE  URL\n" {
 			t.Errorf("mgrctl services while down = %q, want no services", out)

@@ -750,6 +750,490 @@ func (x *ListModulesResponse) GetEpoch() uint64 {
 	return 0
 }
 
+type SetModuleOptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Module        string                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
+	Option        string                 `protobuf:"bytes,2,opt,name=option,proto3" json:"option,omitempty"`
+	Value         string                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetModuleOptionRequest) Reset() {
+	*x = SetModuleOptionRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetModuleOptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetModuleOptionRequest) ProtoMessage() {}
+
+func (x *SetModuleOptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetModuleOptionRequest.ProtoReflect.Descriptor instead.
+func (*SetModuleOptionRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetModuleOptionRequest) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
+func (x *SetModuleOptionRequest) GetOption() string {
+	if x != nil {
+		return x.Option
+	}
+	return ""
+}
+
+func (x *SetModuleOptionRequest) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type SetModuleOptionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Epoch uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The value as stored: the canonical text form of the option's type.
+	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetModuleOptionResponse) Reset() {
+	*x = SetModuleOptionResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetModuleOptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetModuleOptionResponse) ProtoMessage() {}
+
+func (x *SetModuleOptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetModuleOptionResponse.ProtoReflect.Descriptor instead.
+func (*SetModuleOptionResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetModuleOptionResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *SetModuleOptionResponse) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type GetModuleOptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Module        string                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
+	Option        string                 `protobuf:"bytes,2,opt,name=option,proto3" json:"option,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModuleOptionRequest) Reset() {
+	*x = GetModuleOptionRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModuleOptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModuleOptionRequest) ProtoMessage() {}
+
+func (x *GetModuleOptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModuleOptionRequest.ProtoReflect.Descriptor instead.
+func (*GetModuleOptionRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetModuleOptionRequest) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
+func (x *GetModuleOptionRequest) GetOption() string {
+	if x != nil {
+		return x.Option
+	}
+	return ""
+}
+
+type GetModuleOptionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Option        *ModuleOptionValue     `protobuf:"bytes,1,opt,name=option,proto3" json:"option,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModuleOptionResponse) Reset() {
+	*x = GetModuleOptionResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModuleOptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModuleOptionResponse) ProtoMessage() {}
+
+func (x *GetModuleOptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModuleOptionResponse.ProtoReflect.Descriptor instead.
+func (*GetModuleOptionResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetModuleOptionResponse) GetOption() *ModuleOptionValue {
+	if x != nil {
+		return x.Option
+	}
+	return nil
+}
+
+func (x *GetModuleOptionResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type RemoveModuleOptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Module        string                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
+	Option        string                 `protobuf:"bytes,2,opt,name=option,proto3" json:"option,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveModuleOptionRequest) Reset() {
+	*x = RemoveModuleOptionRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveModuleOptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveModuleOptionRequest) ProtoMessage() {}
+
+func (x *RemoveModuleOptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveModuleOptionRequest.ProtoReflect.Descriptor instead.
+func (*RemoveModuleOptionRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RemoveModuleOptionRequest) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
+func (x *RemoveModuleOptionRequest) GetOption() string {
+	if x != nil {
+		return x.Option
+	}
+	return ""
+}
+
+type RemoveModuleOptionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveModuleOptionResponse) Reset() {
+	*x = RemoveModuleOptionResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveModuleOptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveModuleOptionResponse) ProtoMessage() {}
+
+func (x *RemoveModuleOptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveModuleOptionResponse.ProtoReflect.Descriptor instead.
+func (*RemoveModuleOptionResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RemoveModuleOptionResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type ListModuleOptionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this module's options; empty lists every module's.
+	Module        string `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListModuleOptionsRequest) Reset() {
+	*x = ListModuleOptionsRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListModuleOptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListModuleOptionsRequest) ProtoMessage() {}
+
+func (x *ListModuleOptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListModuleOptionsRequest.ProtoReflect.Descriptor instead.
+func (*ListModuleOptionsRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListModuleOptionsRequest) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
+type ListModuleOptionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by module, then option.
+	Options       []*ModuleOptionValue `protobuf:"bytes,1,rep,name=options,proto3" json:"options,omitempty"`
+	Epoch         uint64               `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListModuleOptionsResponse) Reset() {
+	*x = ListModuleOptionsResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListModuleOptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListModuleOptionsResponse) ProtoMessage() {}
+
+func (x *ListModuleOptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListModuleOptionsResponse.ProtoReflect.Descriptor instead.
+func (*ListModuleOptionsResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListModuleOptionsResponse) GetOptions() []*ModuleOptionValue {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *ListModuleOptionsResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// ModuleOptionValue is one module option and its value now.
+type ModuleOptionValue struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Module string                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
+	// The option as the managers declare it; only name is set for a value
+	// set for an option no manager declares any more.
+	Option *ModuleOption `protobuf:"bytes,2,opt,name=option,proto3" json:"option,omitempty"`
+	// The value in effect: the one set, else the default.
+	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// Whether an operator set the value (false: it is the default).
+	Set           bool `protobuf:"varint,4,opt,name=set,proto3" json:"set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModuleOptionValue) Reset() {
+	*x = ModuleOptionValue{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModuleOptionValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModuleOptionValue) ProtoMessage() {}
+
+func (x *ModuleOptionValue) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModuleOptionValue.ProtoReflect.Descriptor instead.
+func (*ModuleOptionValue) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ModuleOptionValue) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
+func (x *ModuleOptionValue) GetOption() *ModuleOption {
+	if x != nil {
+		return x.Option
+	}
+	return nil
+}
+
+func (x *ModuleOptionValue) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *ModuleOptionValue) GetSet() bool {
+	if x != nil {
+		return x.Set
+	}
+	return false
+}
+
 type SetFlagsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new value of the `down` flag.
@@ -760,7 +1244,7 @@ type SetFlagsRequest struct {
 
 func (x *SetFlagsRequest) Reset() {
 	*x = SetFlagsRequest{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[14]
+	mi := &file_mgr_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +1256,7 @@ func (x *SetFlagsRequest) String() string {
 func (*SetFlagsRequest) ProtoMessage() {}
 
 func (x *SetFlagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[14]
+	mi := &file_mgr_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +1269,7 @@ func (x *SetFlagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFlagsRequest.ProtoReflect.Descriptor instead.
 func (*SetFlagsRequest) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetFlagsRequest) GetDown() bool {
@@ -804,7 +1288,7 @@ type SetFlagsResponse struct {
 
 func (x *SetFlagsResponse) Reset() {
 	*x = SetFlagsResponse{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[15]
+	mi := &file_mgr_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1300,7 @@ func (x *SetFlagsResponse) String() string {
 func (*SetFlagsResponse) ProtoMessage() {}
 
 func (x *SetFlagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[15]
+	mi := &file_mgr_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1313,7 @@ func (x *SetFlagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFlagsResponse.ProtoReflect.Descriptor instead.
 func (*SetFlagsResponse) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetFlagsResponse) GetEpoch() uint64 {
@@ -847,7 +1331,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[16]
+	mi := &file_mgr_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1343,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[16]
+	mi := &file_mgr_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1356,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 type ListServicesResponse struct {
@@ -885,7 +1369,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[17]
+	mi := &file_mgr_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1381,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[17]
+	mi := &file_mgr_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1394,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListServicesResponse) GetServices() map[string]string {
@@ -937,7 +1421,7 @@ type GetMetadataRequest struct {
 
 func (x *GetMetadataRequest) Reset() {
 	*x = GetMetadataRequest{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[18]
+	mi := &file_mgr_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1433,7 @@ func (x *GetMetadataRequest) String() string {
 func (*GetMetadataRequest) ProtoMessage() {}
 
 func (x *GetMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[18]
+	mi := &file_mgr_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1446,7 @@ func (x *GetMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetadataRequest.ProtoReflect.Descriptor instead.
 func (*GetMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetMetadataRequest) GetName() string {
@@ -985,7 +1469,7 @@ type ManagerMetadata struct {
 
 func (x *ManagerMetadata) Reset() {
 	*x = ManagerMetadata{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[19]
+	mi := &file_mgr_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1481,7 @@ func (x *ManagerMetadata) String() string {
 func (*ManagerMetadata) ProtoMessage() {}
 
 func (x *ManagerMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[19]
+	mi := &file_mgr_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1494,7 @@ func (x *ManagerMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagerMetadata.ProtoReflect.Descriptor instead.
 func (*ManagerMetadata) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ManagerMetadata) GetName() string {
@@ -1050,7 +1534,7 @@ type GetMetadataResponse struct {
 
 func (x *GetMetadataResponse) Reset() {
 	*x = GetMetadataResponse{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[20]
+	mi := &file_mgr_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1546,7 @@ func (x *GetMetadataResponse) String() string {
 func (*GetMetadataResponse) ProtoMessage() {}
 
 func (x *GetMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[20]
+	mi := &file_mgr_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1559,7 @@ func (x *GetMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetadataResponse.ProtoReflect.Descriptor instead.
 func (*GetMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetMetadataResponse) GetManagers() []*ManagerMetadata {
@@ -1095,7 +1579,7 @@ type CountMetadataRequest struct {
 
 func (x *CountMetadataRequest) Reset() {
 	*x = CountMetadataRequest{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[21]
+	mi := &file_mgr_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1591,7 @@ func (x *CountMetadataRequest) String() string {
 func (*CountMetadataRequest) ProtoMessage() {}
 
 func (x *CountMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[21]
+	mi := &file_mgr_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1604,7 @@ func (x *CountMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountMetadataRequest.ProtoReflect.Descriptor instead.
 func (*CountMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CountMetadataRequest) GetProperty() string {
@@ -1140,7 +1624,7 @@ type CountMetadataResponse struct {
 
 func (x *CountMetadataResponse) Reset() {
 	*x = CountMetadataResponse{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[22]
+	mi := &file_mgr_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1636,7 @@ func (x *CountMetadataResponse) String() string {
 func (*CountMetadataResponse) ProtoMessage() {}
 
 func (x *CountMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[22]
+	mi := &file_mgr_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1649,7 @@ func (x *CountMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountMetadataResponse.ProtoReflect.Descriptor instead.
 func (*CountMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CountMetadataResponse) GetCounts() map[string]uint32 {
@@ -1183,7 +1667,7 @@ type GetVersionsRequest struct {
 
 func (x *GetVersionsRequest) Reset() {
 	*x = GetVersionsRequest{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[23]
+	mi := &file_mgr_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1679,7 @@ func (x *GetVersionsRequest) String() string {
 func (*GetVersionsRequest) ProtoMessage() {}
 
 func (x *GetVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[23]
+	mi := &file_mgr_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1692,7 @@ func (x *GetVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionsRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 type GetVersionsResponse struct {
@@ -1221,7 +1705,7 @@ type GetVersionsResponse struct {
 
 func (x *GetVersionsResponse) Reset() {
 	*x = GetVersionsResponse{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[24]
+	mi := &file_mgr_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1717,7 @@ func (x *GetVersionsResponse) String() string {
 func (*GetVersionsResponse) ProtoMessage() {}
 
 func (x *GetVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[24]
+	mi := &file_mgr_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1730,7 @@ func (x *GetVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionsResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetVersionsResponse) GetVersions() map[string]uint32 {
@@ -1264,7 +1748,7 @@ type GetQuorumStatusRequest struct {
 
 func (x *GetQuorumStatusRequest) Reset() {
 	*x = GetQuorumStatusRequest{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[25]
+	mi := &file_mgr_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1760,7 @@ func (x *GetQuorumStatusRequest) String() string {
 func (*GetQuorumStatusRequest) ProtoMessage() {}
 
 func (x *GetQuorumStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[25]
+	mi := &file_mgr_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1773,7 @@ func (x *GetQuorumStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuorumStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetQuorumStatusRequest) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 // QuorumMember is one monitor in the raft configuration.
@@ -1306,7 +1790,7 @@ type QuorumMember struct {
 
 func (x *QuorumMember) Reset() {
 	*x = QuorumMember{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[26]
+	mi := &file_mgr_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1802,7 @@ func (x *QuorumMember) String() string {
 func (*QuorumMember) ProtoMessage() {}
 
 func (x *QuorumMember) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[26]
+	mi := &file_mgr_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1815,7 @@ func (x *QuorumMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumMember.ProtoReflect.Descriptor instead.
 func (*QuorumMember) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *QuorumMember) GetId() string {
@@ -1379,7 +1863,7 @@ type GetQuorumStatusResponse struct {
 
 func (x *GetQuorumStatusResponse) Reset() {
 	*x = GetQuorumStatusResponse{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[27]
+	mi := &file_mgr_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1875,7 @@ func (x *GetQuorumStatusResponse) String() string {
 func (*GetQuorumStatusResponse) ProtoMessage() {}
 
 func (x *GetQuorumStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[27]
+	mi := &file_mgr_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1888,7 @@ func (x *GetQuorumStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuorumStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetQuorumStatusResponse) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetQuorumStatusResponse) GetMembers() []*QuorumMember {
@@ -1468,7 +1952,7 @@ type AddMonitorRequest struct {
 
 func (x *AddMonitorRequest) Reset() {
 	*x = AddMonitorRequest{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[28]
+	mi := &file_mgr_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1964,7 @@ func (x *AddMonitorRequest) String() string {
 func (*AddMonitorRequest) ProtoMessage() {}
 
 func (x *AddMonitorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[28]
+	mi := &file_mgr_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1977,7 @@ func (x *AddMonitorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMonitorRequest.ProtoReflect.Descriptor instead.
 func (*AddMonitorRequest) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AddMonitorRequest) GetId() string {
@@ -1518,7 +2002,7 @@ type AddMonitorResponse struct {
 
 func (x *AddMonitorResponse) Reset() {
 	*x = AddMonitorResponse{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[29]
+	mi := &file_mgr_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +2014,7 @@ func (x *AddMonitorResponse) String() string {
 func (*AddMonitorResponse) ProtoMessage() {}
 
 func (x *AddMonitorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[29]
+	mi := &file_mgr_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +2027,7 @@ func (x *AddMonitorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMonitorResponse.ProtoReflect.Descriptor instead.
 func (*AddMonitorResponse) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 type RemoveMonitorRequest struct {
@@ -1555,7 +2039,7 @@ type RemoveMonitorRequest struct {
 
 func (x *RemoveMonitorRequest) Reset() {
 	*x = RemoveMonitorRequest{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[30]
+	mi := &file_mgr_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +2051,7 @@ func (x *RemoveMonitorRequest) String() string {
 func (*RemoveMonitorRequest) ProtoMessage() {}
 
 func (x *RemoveMonitorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[30]
+	mi := &file_mgr_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +2064,7 @@ func (x *RemoveMonitorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMonitorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMonitorRequest) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RemoveMonitorRequest) GetId() string {
@@ -1598,7 +2082,7 @@ type RemoveMonitorResponse struct {
 
 func (x *RemoveMonitorResponse) Reset() {
 	*x = RemoveMonitorResponse{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[31]
+	mi := &file_mgr_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +2094,7 @@ func (x *RemoveMonitorResponse) String() string {
 func (*RemoveMonitorResponse) ProtoMessage() {}
 
 func (x *RemoveMonitorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[31]
+	mi := &file_mgr_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +2107,7 @@ func (x *RemoveMonitorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMonitorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMonitorResponse) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 type ListBeaconsRequest struct {
@@ -1634,7 +2118,7 @@ type ListBeaconsRequest struct {
 
 func (x *ListBeaconsRequest) Reset() {
 	*x = ListBeaconsRequest{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[32]
+	mi := &file_mgr_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +2130,7 @@ func (x *ListBeaconsRequest) String() string {
 func (*ListBeaconsRequest) ProtoMessage() {}
 
 func (x *ListBeaconsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[32]
+	mi := &file_mgr_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +2143,7 @@ func (x *ListBeaconsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBeaconsRequest.ProtoReflect.Descriptor instead.
 func (*ListBeaconsRequest) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 // ManagerBeacon is when the leader last heard from one manager.
@@ -1680,7 +2164,7 @@ type ManagerBeacon struct {
 
 func (x *ManagerBeacon) Reset() {
 	*x = ManagerBeacon{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[33]
+	mi := &file_mgr_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +2176,7 @@ func (x *ManagerBeacon) String() string {
 func (*ManagerBeacon) ProtoMessage() {}
 
 func (x *ManagerBeacon) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[33]
+	mi := &file_mgr_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +2189,7 @@ func (x *ManagerBeacon) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagerBeacon.ProtoReflect.Descriptor instead.
 func (*ManagerBeacon) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ManagerBeacon) GetGid() uint64 {
@@ -1755,7 +2239,7 @@ type ListBeaconsResponse struct {
 
 func (x *ListBeaconsResponse) Reset() {
 	*x = ListBeaconsResponse{}
-	mi := &file_mgr_v1_admin_proto_msgTypes[34]
+	mi := &file_mgr_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +2251,7 @@ func (x *ListBeaconsResponse) String() string {
 func (*ListBeaconsResponse) ProtoMessage() {}
 
 func (x *ListBeaconsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_admin_proto_msgTypes[34]
+	mi := &file_mgr_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +2264,7 @@ func (x *ListBeaconsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBeaconsResponse.ProtoReflect.Descriptor instead.
 func (*ListBeaconsResponse) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListBeaconsResponse) GetManagers() []*ManagerBeacon {
@@ -1847,7 +2331,35 @@ const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\x11always_on_modules\x18\x01 \x03(\tR\x0falwaysOnModules\x12'\n" +
 	"\x0fenabled_modules\x18\x02 \x03(\tR\x0eenabledModules\x12?\n" +
 	"\x11available_modules\x18\x03 \x03(\v2\x12.mgr.v1.ModuleInfoR\x10availableModules\x12\x14\n" +
-	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"%\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"^\n" +
+	"\x16SetModuleOptionRequest\x12\x16\n" +
+	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
+	"\x06option\x18\x02 \x01(\tR\x06option\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"E\n" +
+	"\x17SetModuleOptionResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"H\n" +
+	"\x16GetModuleOptionRequest\x12\x16\n" +
+	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
+	"\x06option\x18\x02 \x01(\tR\x06option\"b\n" +
+	"\x17GetModuleOptionResponse\x121\n" +
+	"\x06option\x18\x01 \x01(\v2\x19.mgr.v1.ModuleOptionValueR\x06option\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"K\n" +
+	"\x19RemoveModuleOptionRequest\x12\x16\n" +
+	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
+	"\x06option\x18\x02 \x01(\tR\x06option\"2\n" +
+	"\x1aRemoveModuleOptionResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"2\n" +
+	"\x18ListModuleOptionsRequest\x12\x16\n" +
+	"\x06module\x18\x01 \x01(\tR\x06module\"f\n" +
+	"\x19ListModuleOptionsResponse\x123\n" +
+	"\aoptions\x18\x01 \x03(\v2\x19.mgr.v1.ModuleOptionValueR\aoptions\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\x81\x01\n" +
+	"\x11ModuleOptionValue\x12\x16\n" +
+	"\x06module\x18\x01 \x01(\tR\x06module\x12,\n" +
+	"\x06option\x18\x02 \x01(\v2\x14.mgr.v1.ModuleOptionR\x06option\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\x12\x10\n" +
+	"\x03set\x18\x04 \x01(\bR\x03set\"%\n" +
 	"\x0fSetFlagsRequest\x12\x12\n" +
 	"\x04down\x18\x01 \x01(\bR\x04down\"(\n" +
 	"\x10SetFlagsResponse\x12\x14\n" +
@@ -1916,7 +2428,7 @@ const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\x03age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03age\"^\n" +
 	"\x13ListBeaconsResponse\x121\n" +
 	"\bmanagers\x18\x01 \x03(\v2\x15.mgr.v1.ManagerBeaconR\bmanagers\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch2\x8b\t\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch2\xea\v\n" +
 	"\fAdminService\x12:\n" +
 	"\aGetStat\x12\x16.mgr.v1.GetStatRequest\x1a\x17.mgr.v1.GetStatResponse\x127\n" +
 	"\x06GetMap\x12\x15.mgr.v1.GetMapRequest\x1a\x16.mgr.v1.GetMapResponse\x12F\n" +
@@ -1924,7 +2436,11 @@ const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\vFailManager\x12\x1a.mgr.v1.FailManagerRequest\x1a\x1b.mgr.v1.FailManagerResponse\x12I\n" +
 	"\fEnableModule\x12\x1b.mgr.v1.EnableModuleRequest\x1a\x1c.mgr.v1.EnableModuleResponse\x12L\n" +
 	"\rDisableModule\x12\x1c.mgr.v1.DisableModuleRequest\x1a\x1d.mgr.v1.DisableModuleResponse\x12F\n" +
-	"\vListModules\x12\x1a.mgr.v1.ListModulesRequest\x1a\x1b.mgr.v1.ListModulesResponse\x12=\n" +
+	"\vListModules\x12\x1a.mgr.v1.ListModulesRequest\x1a\x1b.mgr.v1.ListModulesResponse\x12R\n" +
+	"\x0fSetModuleOption\x12\x1e.mgr.v1.SetModuleOptionRequest\x1a\x1f.mgr.v1.SetModuleOptionResponse\x12R\n" +
+	"\x0fGetModuleOption\x12\x1e.mgr.v1.GetModuleOptionRequest\x1a\x1f.mgr.v1.GetModuleOptionResponse\x12[\n" +
+	"\x12RemoveModuleOption\x12!.mgr.v1.RemoveModuleOptionRequest\x1a\".mgr.v1.RemoveModuleOptionResponse\x12X\n" +
+	"\x11ListModuleOptions\x12 .mgr.v1.ListModuleOptionsRequest\x1a!.mgr.v1.ListModuleOptionsResponse\x12=\n" +
 	"\bSetFlags\x12\x17.mgr.v1.SetFlagsRequest\x1a\x18.mgr.v1.SetFlagsResponse\x12I\n" +
 	"\fListServices\x12\x1b.mgr.v1.ListServicesRequest\x1a\x1c.mgr.v1.ListServicesResponse\x12F\n" +
 	"\vGetMetadata\x12\x1a.mgr.v1.GetMetadataRequest\x1a\x1b.mgr.v1.GetMetadataResponse\x12L\n" +
@@ -1948,103 +2464,124 @@ func file_mgr_v1_admin_proto_rawDescGZIP() []byte {
 	return file_mgr_v1_admin_proto_rawDescData
 }
 
-var file_mgr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_mgr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_mgr_v1_admin_proto_goTypes = []any{
-	(*GetStatRequest)(nil),          // 0: mgr.v1.GetStatRequest
-	(*GetStatResponse)(nil),         // 1: mgr.v1.GetStatResponse
-	(*GetMapRequest)(nil),           // 2: mgr.v1.GetMapRequest
-	(*GetMapResponse)(nil),          // 3: mgr.v1.GetMapResponse
-	(*ListHistoryRequest)(nil),      // 4: mgr.v1.ListHistoryRequest
-	(*ListHistoryResponse)(nil),     // 5: mgr.v1.ListHistoryResponse
-	(*FailManagerRequest)(nil),      // 6: mgr.v1.FailManagerRequest
-	(*FailManagerResponse)(nil),     // 7: mgr.v1.FailManagerResponse
-	(*EnableModuleRequest)(nil),     // 8: mgr.v1.EnableModuleRequest
-	(*EnableModuleResponse)(nil),    // 9: mgr.v1.EnableModuleResponse
-	(*DisableModuleRequest)(nil),    // 10: mgr.v1.DisableModuleRequest
-	(*DisableModuleResponse)(nil),   // 11: mgr.v1.DisableModuleResponse
-	(*ListModulesRequest)(nil),      // 12: mgr.v1.ListModulesRequest
-	(*ListModulesResponse)(nil),     // 13: mgr.v1.ListModulesResponse
-	(*SetFlagsRequest)(nil),         // 14: mgr.v1.SetFlagsRequest
-	(*SetFlagsResponse)(nil),        // 15: mgr.v1.SetFlagsResponse
-	(*ListServicesRequest)(nil),     // 16: mgr.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),    // 17: mgr.v1.ListServicesResponse
-	(*GetMetadataRequest)(nil),      // 18: mgr.v1.GetMetadataRequest
-	(*ManagerMetadata)(nil),         // 19: mgr.v1.ManagerMetadata
-	(*GetMetadataResponse)(nil),     // 20: mgr.v1.GetMetadataResponse
-	(*CountMetadataRequest)(nil),    // 21: mgr.v1.CountMetadataRequest
-	(*CountMetadataResponse)(nil),   // 22: mgr.v1.CountMetadataResponse
-	(*GetVersionsRequest)(nil),      // 23: mgr.v1.GetVersionsRequest
-	(*GetVersionsResponse)(nil),     // 24: mgr.v1.GetVersionsResponse
-	(*GetQuorumStatusRequest)(nil),  // 25: mgr.v1.GetQuorumStatusRequest
-	(*QuorumMember)(nil),            // 26: mgr.v1.QuorumMember
-	(*GetQuorumStatusResponse)(nil), // 27: mgr.v1.GetQuorumStatusResponse
-	(*AddMonitorRequest)(nil),       // 28: mgr.v1.AddMonitorRequest
-	(*AddMonitorResponse)(nil),      // 29: mgr.v1.AddMonitorResponse
-	(*RemoveMonitorRequest)(nil),    // 30: mgr.v1.RemoveMonitorRequest
-	(*RemoveMonitorResponse)(nil),   // 31: mgr.v1.RemoveMonitorResponse
-	(*ListBeaconsRequest)(nil),      // 32: mgr.v1.ListBeaconsRequest
-	(*ManagerBeacon)(nil),           // 33: mgr.v1.ManagerBeacon
-	(*ListBeaconsResponse)(nil),     // 34: mgr.v1.ListBeaconsResponse
-	nil,                             // 35: mgr.v1.ListServicesResponse.ServicesEntry
-	nil,                             // 36: mgr.v1.ManagerMetadata.MetadataEntry
-	nil,                             // 37: mgr.v1.CountMetadataResponse.CountsEntry
-	nil,                             // 38: mgr.v1.GetVersionsResponse.VersionsEntry
-	(*MgrMap)(nil),                  // 39: mgr.v1.MgrMap
-	(*HistoryEntry)(nil),            // 40: mgr.v1.HistoryEntry
-	(*ModuleInfo)(nil),              // 41: mgr.v1.ModuleInfo
-	(*timestamppb.Timestamp)(nil),   // 42: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 43: google.protobuf.Duration
+	(*GetStatRequest)(nil),             // 0: mgr.v1.GetStatRequest
+	(*GetStatResponse)(nil),            // 1: mgr.v1.GetStatResponse
+	(*GetMapRequest)(nil),              // 2: mgr.v1.GetMapRequest
+	(*GetMapResponse)(nil),             // 3: mgr.v1.GetMapResponse
+	(*ListHistoryRequest)(nil),         // 4: mgr.v1.ListHistoryRequest
+	(*ListHistoryResponse)(nil),        // 5: mgr.v1.ListHistoryResponse
+	(*FailManagerRequest)(nil),         // 6: mgr.v1.FailManagerRequest
+	(*FailManagerResponse)(nil),        // 7: mgr.v1.FailManagerResponse
+	(*EnableModuleRequest)(nil),        // 8: mgr.v1.EnableModuleRequest
+	(*EnableModuleResponse)(nil),       // 9: mgr.v1.EnableModuleResponse
+	(*DisableModuleRequest)(nil),       // 10: mgr.v1.DisableModuleRequest
+	(*DisableModuleResponse)(nil),      // 11: mgr.v1.DisableModuleResponse
+	(*ListModulesRequest)(nil),         // 12: mgr.v1.ListModulesRequest
+	(*ListModulesResponse)(nil),        // 13: mgr.v1.ListModulesResponse
+	(*SetModuleOptionRequest)(nil),     // 14: mgr.v1.SetModuleOptionRequest
+	(*SetModuleOptionResponse)(nil),    // 15: mgr.v1.SetModuleOptionResponse
+	(*GetModuleOptionRequest)(nil),     // 16: mgr.v1.GetModuleOptionRequest
+	(*GetModuleOptionResponse)(nil),    // 17: mgr.v1.GetModuleOptionResponse
+	(*RemoveModuleOptionRequest)(nil),  // 18: mgr.v1.RemoveModuleOptionRequest
+	(*RemoveModuleOptionResponse)(nil), // 19: mgr.v1.RemoveModuleOptionResponse
+	(*ListModuleOptionsRequest)(nil),   // 20: mgr.v1.ListModuleOptionsRequest
+	(*ListModuleOptionsResponse)(nil),  // 21: mgr.v1.ListModuleOptionsResponse
+	(*ModuleOptionValue)(nil),          // 22: mgr.v1.ModuleOptionValue
+	(*SetFlagsRequest)(nil),            // 23: mgr.v1.SetFlagsRequest
+	(*SetFlagsResponse)(nil),           // 24: mgr.v1.SetFlagsResponse
+	(*ListServicesRequest)(nil),        // 25: mgr.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),       // 26: mgr.v1.ListServicesResponse
+	(*GetMetadataRequest)(nil),         // 27: mgr.v1.GetMetadataRequest
+	(*ManagerMetadata)(nil),            // 28: mgr.v1.ManagerMetadata
+	(*GetMetadataResponse)(nil),        // 29: mgr.v1.GetMetadataResponse
+	(*CountMetadataRequest)(nil),       // 30: mgr.v1.CountMetadataRequest
+	(*CountMetadataResponse)(nil),      // 31: mgr.v1.CountMetadataResponse
+	(*GetVersionsRequest)(nil),         // 32: mgr.v1.GetVersionsRequest
+	(*GetVersionsResponse)(nil),        // 33: mgr.v1.GetVersionsResponse
+	(*GetQuorumStatusRequest)(nil),     // 34: mgr.v1.GetQuorumStatusRequest
+	(*QuorumMember)(nil),               // 35: mgr.v1.QuorumMember
+	(*GetQuorumStatusResponse)(nil),    // 36: mgr.v1.GetQuorumStatusResponse
+	(*AddMonitorRequest)(nil),          // 37: mgr.v1.AddMonitorRequest
+	(*AddMonitorResponse)(nil),         // 38: mgr.v1.AddMonitorResponse
+	(*RemoveMonitorRequest)(nil),       // 39: mgr.v1.RemoveMonitorRequest
+	(*RemoveMonitorResponse)(nil),      // 40: mgr.v1.RemoveMonitorResponse
+	(*ListBeaconsRequest)(nil),         // 41: mgr.v1.ListBeaconsRequest
+	(*ManagerBeacon)(nil),              // 42: mgr.v1.ManagerBeacon
+	(*ListBeaconsResponse)(nil),        // 43: mgr.v1.ListBeaconsResponse
+	nil,                                // 44: mgr.v1.ListServicesResponse.ServicesEntry
+	nil,                                // 45: mgr.v1.ManagerMetadata.MetadataEntry
+	nil,                                // 46: mgr.v1.CountMetadataResponse.CountsEntry
+	nil,                                // 47: mgr.v1.GetVersionsResponse.VersionsEntry
+	(*MgrMap)(nil),                     // 48: mgr.v1.MgrMap
+	(*HistoryEntry)(nil),               // 49: mgr.v1.HistoryEntry
+	(*ModuleInfo)(nil),                 // 50: mgr.v1.ModuleInfo
+	(*ModuleOption)(nil),               // 51: mgr.v1.ModuleOption
+	(*timestamppb.Timestamp)(nil),      // 52: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 53: google.protobuf.Duration
 }
 var file_mgr_v1_admin_proto_depIdxs = []int32{
-	39, // 0: mgr.v1.GetMapResponse.map:type_name -> mgr.v1.MgrMap
-	40, // 1: mgr.v1.ListHistoryResponse.entries:type_name -> mgr.v1.HistoryEntry
-	41, // 2: mgr.v1.ListModulesResponse.available_modules:type_name -> mgr.v1.ModuleInfo
-	35, // 3: mgr.v1.ListServicesResponse.services:type_name -> mgr.v1.ListServicesResponse.ServicesEntry
-	36, // 4: mgr.v1.ManagerMetadata.metadata:type_name -> mgr.v1.ManagerMetadata.MetadataEntry
-	19, // 5: mgr.v1.GetMetadataResponse.managers:type_name -> mgr.v1.ManagerMetadata
-	37, // 6: mgr.v1.CountMetadataResponse.counts:type_name -> mgr.v1.CountMetadataResponse.CountsEntry
-	38, // 7: mgr.v1.GetVersionsResponse.versions:type_name -> mgr.v1.GetVersionsResponse.VersionsEntry
-	26, // 8: mgr.v1.GetQuorumStatusResponse.members:type_name -> mgr.v1.QuorumMember
-	42, // 9: mgr.v1.ManagerBeacon.last_beacon:type_name -> google.protobuf.Timestamp
-	43, // 10: mgr.v1.ManagerBeacon.age:type_name -> google.protobuf.Duration
-	33, // 11: mgr.v1.ListBeaconsResponse.managers:type_name -> mgr.v1.ManagerBeacon
-	0,  // 12: mgr.v1.AdminService.GetStat:input_type -> mgr.v1.GetStatRequest
-	2,  // 13: mgr.v1.AdminService.GetMap:input_type -> mgr.v1.GetMapRequest
-	4,  // 14: mgr.v1.AdminService.ListHistory:input_type -> mgr.v1.ListHistoryRequest
-	6,  // 15: mgr.v1.AdminService.FailManager:input_type -> mgr.v1.FailManagerRequest
-	8,  // 16: mgr.v1.AdminService.EnableModule:input_type -> mgr.v1.EnableModuleRequest
-	10, // 17: mgr.v1.AdminService.DisableModule:input_type -> mgr.v1.DisableModuleRequest
-	12, // 18: mgr.v1.AdminService.ListModules:input_type -> mgr.v1.ListModulesRequest
-	14, // 19: mgr.v1.AdminService.SetFlags:input_type -> mgr.v1.SetFlagsRequest
-	16, // 20: mgr.v1.AdminService.ListServices:input_type -> mgr.v1.ListServicesRequest
-	18, // 21: mgr.v1.AdminService.GetMetadata:input_type -> mgr.v1.GetMetadataRequest
-	21, // 22: mgr.v1.AdminService.CountMetadata:input_type -> mgr.v1.CountMetadataRequest
-	23, // 23: mgr.v1.AdminService.GetVersions:input_type -> mgr.v1.GetVersionsRequest
-	25, // 24: mgr.v1.AdminService.GetQuorumStatus:input_type -> mgr.v1.GetQuorumStatusRequest
-	28, // 25: mgr.v1.AdminService.AddMonitor:input_type -> mgr.v1.AddMonitorRequest
-	30, // 26: mgr.v1.AdminService.RemoveMonitor:input_type -> mgr.v1.RemoveMonitorRequest
-	32, // 27: mgr.v1.AdminService.ListBeacons:input_type -> mgr.v1.ListBeaconsRequest
-	1,  // 28: mgr.v1.AdminService.GetStat:output_type -> mgr.v1.GetStatResponse
-	3,  // 29: mgr.v1.AdminService.GetMap:output_type -> mgr.v1.GetMapResponse
-	5,  // 30: mgr.v1.AdminService.ListHistory:output_type -> mgr.v1.ListHistoryResponse
-	7,  // 31: mgr.v1.AdminService.FailManager:output_type -> mgr.v1.FailManagerResponse
-	9,  // 32: mgr.v1.AdminService.EnableModule:output_type -> mgr.v1.EnableModuleResponse
-	11, // 33: mgr.v1.AdminService.DisableModule:output_type -> mgr.v1.DisableModuleResponse
-	13, // 34: mgr.v1.AdminService.ListModules:output_type -> mgr.v1.ListModulesResponse
-	15, // 35: mgr.v1.AdminService.SetFlags:output_type -> mgr.v1.SetFlagsResponse
-	17, // 36: mgr.v1.AdminService.ListServices:output_type -> mgr.v1.ListServicesResponse
-	20, // 37: mgr.v1.AdminService.GetMetadata:output_type -> mgr.v1.GetMetadataResponse
-	22, // 38: mgr.v1.AdminService.CountMetadata:output_type -> mgr.v1.CountMetadataResponse
-	24, // 39: mgr.v1.AdminService.GetVersions:output_type -> mgr.v1.GetVersionsResponse
-	27, // 40: mgr.v1.AdminService.GetQuorumStatus:output_type -> mgr.v1.GetQuorumStatusResponse
-	29, // 41: mgr.v1.AdminService.AddMonitor:output_type -> mgr.v1.AddMonitorResponse
-	31, // 42: mgr.v1.AdminService.RemoveMonitor:output_type -> mgr.v1.RemoveMonitorResponse
-	34, // 43: mgr.v1.AdminService.ListBeacons:output_type -> mgr.v1.ListBeaconsResponse
-	28, // [28:44] is the sub-list for method output_type
-	12, // [12:28] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	48, // 0: mgr.v1.GetMapResponse.map:type_name -> mgr.v1.MgrMap
+	49, // 1: mgr.v1.ListHistoryResponse.entries:type_name -> mgr.v1.HistoryEntry
+	50, // 2: mgr.v1.ListModulesResponse.available_modules:type_name -> mgr.v1.ModuleInfo
+	22, // 3: mgr.v1.GetModuleOptionResponse.option:type_name -> mgr.v1.ModuleOptionValue
+	22, // 4: mgr.v1.ListModuleOptionsResponse.options:type_name -> mgr.v1.ModuleOptionValue
+	51, // 5: mgr.v1.ModuleOptionValue.option:type_name -> mgr.v1.ModuleOption
+	44, // 6: mgr.v1.ListServicesResponse.services:type_name -> mgr.v1.ListServicesResponse.ServicesEntry
+	45, // 7: mgr.v1.ManagerMetadata.metadata:type_name -> mgr.v1.ManagerMetadata.MetadataEntry
+	28, // 8: mgr.v1.GetMetadataResponse.managers:type_name -> mgr.v1.ManagerMetadata
+	46, // 9: mgr.v1.CountMetadataResponse.counts:type_name -> mgr.v1.CountMetadataResponse.CountsEntry
+	47, // 10: mgr.v1.GetVersionsResponse.versions:type_name -> mgr.v1.GetVersionsResponse.VersionsEntry
+	35, // 11: mgr.v1.GetQuorumStatusResponse.members:type_name -> mgr.v1.QuorumMember
+	52, // 12: mgr.v1.ManagerBeacon.last_beacon:type_name -> google.protobuf.Timestamp
+	53, // 13: mgr.v1.ManagerBeacon.age:type_name -> google.protobuf.Duration
+	42, // 14: mgr.v1.ListBeaconsResponse.managers:type_name -> mgr.v1.ManagerBeacon
+	0,  // 15: mgr.v1.AdminService.GetStat:input_type -> mgr.v1.GetStatRequest
+	2,  // 16: mgr.v1.AdminService.GetMap:input_type -> mgr.v1.GetMapRequest
+	4,  // 17: mgr.v1.AdminService.ListHistory:input_type -> mgr.v1.ListHistoryRequest
+	6,  // 18: mgr.v1.AdminService.FailManager:input_type -> mgr.v1.FailManagerRequest
+	8,  // 19: mgr.v1.AdminService.EnableModule:input_type -> mgr.v1.EnableModuleRequest
+	10, // 20: mgr.v1.AdminService.DisableModule:input_type -> mgr.v1.DisableModuleRequest
+	12, // 21: mgr.v1.AdminService.ListModules:input_type -> mgr.v1.ListModulesRequest
+	14, // 22: mgr.v1.AdminService.SetModuleOption:input_type -> mgr.v1.SetModuleOptionRequest
+	16, // 23: mgr.v1.AdminService.GetModuleOption:input_type -> mgr.v1.GetModuleOptionRequest
+	18, // 24: mgr.v1.AdminService.RemoveModuleOption:input_type -> mgr.v1.RemoveModuleOptionRequest
+	20, // 25: mgr.v1.AdminService.ListModuleOptions:input_type -> mgr.v1.ListModuleOptionsRequest
+	23, // 26: mgr.v1.AdminService.SetFlags:input_type -> mgr.v1.SetFlagsRequest
+	25, // 27: mgr.v1.AdminService.ListServices:input_type -> mgr.v1.ListServicesRequest
+	27, // 28: mgr.v1.AdminService.GetMetadata:input_type -> mgr.v1.GetMetadataRequest
+	30, // 29: mgr.v1.AdminService.CountMetadata:input_type -> mgr.v1.CountMetadataRequest
+	32, // 30: mgr.v1.AdminService.GetVersions:input_type -> mgr.v1.GetVersionsRequest
+	34, // 31: mgr.v1.AdminService.GetQuorumStatus:input_type -> mgr.v1.GetQuorumStatusRequest
+	37, // 32: mgr.v1.AdminService.AddMonitor:input_type -> mgr.v1.AddMonitorRequest
+	39, // 33: mgr.v1.AdminService.RemoveMonitor:input_type -> mgr.v1.RemoveMonitorRequest
+	41, // 34: mgr.v1.AdminService.ListBeacons:input_type -> mgr.v1.ListBeaconsRequest
+	1,  // 35: mgr.v1.AdminService.GetStat:output_type -> mgr.v1.GetStatResponse
+	3,  // 36: mgr.v1.AdminService.GetMap:output_type -> mgr.v1.GetMapResponse
+	5,  // 37: mgr.v1.AdminService.ListHistory:output_type -> mgr.v1.ListHistoryResponse
+	7,  // 38: mgr.v1.AdminService.FailManager:output_type -> mgr.v1.FailManagerResponse
+	9,  // 39: mgr.v1.AdminService.EnableModule:output_type -> mgr.v1.EnableModuleResponse
+	11, // 40: mgr.v1.AdminService.DisableModule:output_type -> mgr.v1.DisableModuleResponse
+	13, // 41: mgr.v1.AdminService.ListModules:output_type -> mgr.v1.ListModulesResponse
+	15, // 42: mgr.v1.AdminService.SetModuleOption:output_type -> mgr.v1.SetModuleOptionResponse
+	17, // 43: mgr.v1.AdminService.GetModuleOption:output_type -> mgr.v1.GetModuleOptionResponse
+	19, // 44: mgr.v1.AdminService.RemoveModuleOption:output_type -> mgr.v1.RemoveModuleOptionResponse
+	21, // 45: mgr.v1.AdminService.ListModuleOptions:output_type -> mgr.v1.ListModuleOptionsResponse
+	24, // 46: mgr.v1.AdminService.SetFlags:output_type -> mgr.v1.SetFlagsResponse
+	26, // 47: mgr.v1.AdminService.ListServices:output_type -> mgr.v1.ListServicesResponse
+	29, // 48: mgr.v1.AdminService.GetMetadata:output_type -> mgr.v1.GetMetadataResponse
+	31, // 49: mgr.v1.AdminService.CountMetadata:output_type -> mgr.v1.CountMetadataResponse
+	33, // 50: mgr.v1.AdminService.GetVersions:output_type -> mgr.v1.GetVersionsResponse
+	36, // 51: mgr.v1.AdminService.GetQuorumStatus:output_type -> mgr.v1.GetQuorumStatusResponse
+	38, // 52: mgr.v1.AdminService.AddMonitor:output_type -> mgr.v1.AddMonitorResponse
+	40, // 53: mgr.v1.AdminService.RemoveMonitor:output_type -> mgr.v1.RemoveMonitorResponse
+	43, // 54: mgr.v1.AdminService.ListBeacons:output_type -> mgr.v1.ListBeaconsResponse
+	35, // [35:55] is the sub-list for method output_type
+	15, // [15:35] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_mgr_v1_admin_proto_init() }
@@ -2059,7 +2596,7 @@ func file_mgr_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgr_v1_admin_proto_rawDesc), len(file_mgr_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,22 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_GetStat_FullMethodName         = "/mgr.v1.AdminService/GetStat"
-	AdminService_GetMap_FullMethodName          = "/mgr.v1.AdminService/GetMap"
-	AdminService_ListHistory_FullMethodName     = "/mgr.v1.AdminService/ListHistory"
-	AdminService_FailManager_FullMethodName     = "/mgr.v1.AdminService/FailManager"
-	AdminService_EnableModule_FullMethodName    = "/mgr.v1.AdminService/EnableModule"
-	AdminService_DisableModule_FullMethodName   = "/mgr.v1.AdminService/DisableModule"
-	AdminService_ListModules_FullMethodName     = "/mgr.v1.AdminService/ListModules"
-	AdminService_SetFlags_FullMethodName        = "/mgr.v1.AdminService/SetFlags"
-	AdminService_ListServices_FullMethodName    = "/mgr.v1.AdminService/ListServices"
-	AdminService_GetMetadata_FullMethodName     = "/mgr.v1.AdminService/GetMetadata"
-	AdminService_CountMetadata_FullMethodName   = "/mgr.v1.AdminService/CountMetadata"
-	AdminService_GetVersions_FullMethodName     = "/mgr.v1.AdminService/GetVersions"
-	AdminService_GetQuorumStatus_FullMethodName = "/mgr.v1.AdminService/GetQuorumStatus"
-	AdminService_AddMonitor_FullMethodName      = "/mgr.v1.AdminService/AddMonitor"
-	AdminService_RemoveMonitor_FullMethodName   = "/mgr.v1.AdminService/RemoveMonitor"
-	AdminService_ListBeacons_FullMethodName     = "/mgr.v1.AdminService/ListBeacons"
+	AdminService_GetStat_FullMethodName            = "/mgr.v1.AdminService/GetStat"
+	AdminService_GetMap_FullMethodName             = "/mgr.v1.AdminService/GetMap"
+	AdminService_ListHistory_FullMethodName        = "/mgr.v1.AdminService/ListHistory"
+	AdminService_FailManager_FullMethodName        = "/mgr.v1.AdminService/FailManager"
+	AdminService_EnableModule_FullMethodName       = "/mgr.v1.AdminService/EnableModule"
+	AdminService_DisableModule_FullMethodName      = "/mgr.v1.AdminService/DisableModule"
+	AdminService_ListModules_FullMethodName        = "/mgr.v1.AdminService/ListModules"
+	AdminService_SetModuleOption_FullMethodName    = "/mgr.v1.AdminService/SetModuleOption"
+	AdminService_GetModuleOption_FullMethodName    = "/mgr.v1.AdminService/GetModuleOption"
+	AdminService_RemoveModuleOption_FullMethodName = "/mgr.v1.AdminService/RemoveModuleOption"
+	AdminService_ListModuleOptions_FullMethodName  = "/mgr.v1.AdminService/ListModuleOptions"
+	AdminService_SetFlags_FullMethodName           = "/mgr.v1.AdminService/SetFlags"
+	AdminService_ListServices_FullMethodName       = "/mgr.v1.AdminService/ListServices"
+	AdminService_GetMetadata_FullMethodName        = "/mgr.v1.AdminService/GetMetadata"
+	AdminService_CountMetadata_FullMethodName      = "/mgr.v1.AdminService/CountMetadata"
+	AdminService_GetVersions_FullMethodName        = "/mgr.v1.AdminService/GetVersions"
+	AdminService_GetQuorumStatus_FullMethodName    = "/mgr.v1.AdminService/GetQuorumStatus"
+	AdminService_AddMonitor_FullMethodName         = "/mgr.v1.AdminService/AddMonitor"
+	AdminService_RemoveMonitor_FullMethodName      = "/mgr.v1.AdminService/RemoveMonitor"
+	AdminService_ListBeacons_FullMethodName        = "/mgr.v1.AdminService/ListBeacons"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -57,6 +61,14 @@ type AdminServiceClient interface {
 	DisableModule(ctx context.Context, in *DisableModuleRequest, opts ...grpc.CallOption) (*DisableModuleResponse, error)
 	// ListModules is `mgr module ls`.
 	ListModules(ctx context.Context, in *ListModulesRequest, opts ...grpc.CallOption) (*ListModulesResponse, error)
+	// Set a module option (`mgrctl config set mgr/<module>/<option> VALUE`).
+	SetModuleOption(ctx context.Context, in *SetModuleOptionRequest, opts ...grpc.CallOption) (*SetModuleOptionResponse, error)
+	// Read a module option: its value, or its default when not set.
+	GetModuleOption(ctx context.Context, in *GetModuleOptionRequest, opts ...grpc.CallOption) (*GetModuleOptionResponse, error)
+	// Remove a module option: it goes back to its default.
+	RemoveModuleOption(ctx context.Context, in *RemoveModuleOptionRequest, opts ...grpc.CallOption) (*RemoveModuleOptionResponse, error)
+	// List the options of every module, or of one.
+	ListModuleOptions(ctx context.Context, in *ListModuleOptionsRequest, opts ...grpc.CallOption) (*ListModuleOptionsResponse, error)
 	// SetFlags is `mgr set down` / `mgr unset down`.
 	SetFlags(ctx context.Context, in *SetFlagsRequest, opts ...grpc.CallOption) (*SetFlagsResponse, error)
 	// ListServices is `mgr services`.
@@ -150,6 +162,46 @@ func (c *adminServiceClient) ListModules(ctx context.Context, in *ListModulesReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListModulesResponse)
 	err := c.cc.Invoke(ctx, AdminService_ListModules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetModuleOption(ctx context.Context, in *SetModuleOptionRequest, opts ...grpc.CallOption) (*SetModuleOptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetModuleOptionResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetModuleOption_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetModuleOption(ctx context.Context, in *GetModuleOptionRequest, opts ...grpc.CallOption) (*GetModuleOptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetModuleOptionResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetModuleOption_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RemoveModuleOption(ctx context.Context, in *RemoveModuleOptionRequest, opts ...grpc.CallOption) (*RemoveModuleOptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveModuleOptionResponse)
+	err := c.cc.Invoke(ctx, AdminService_RemoveModuleOption_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListModuleOptions(ctx context.Context, in *ListModuleOptionsRequest, opts ...grpc.CallOption) (*ListModuleOptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListModuleOptionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListModuleOptions_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -266,6 +318,14 @@ type AdminServiceServer interface {
 	DisableModule(context.Context, *DisableModuleRequest) (*DisableModuleResponse, error)
 	// ListModules is `mgr module ls`.
 	ListModules(context.Context, *ListModulesRequest) (*ListModulesResponse, error)
+	// Set a module option (`mgrctl config set mgr/<module>/<option> VALUE`).
+	SetModuleOption(context.Context, *SetModuleOptionRequest) (*SetModuleOptionResponse, error)
+	// Read a module option: its value, or its default when not set.
+	GetModuleOption(context.Context, *GetModuleOptionRequest) (*GetModuleOptionResponse, error)
+	// Remove a module option: it goes back to its default.
+	RemoveModuleOption(context.Context, *RemoveModuleOptionRequest) (*RemoveModuleOptionResponse, error)
+	// List the options of every module, or of one.
+	ListModuleOptions(context.Context, *ListModuleOptionsRequest) (*ListModuleOptionsResponse, error)
 	// SetFlags is `mgr set down` / `mgr unset down`.
 	SetFlags(context.Context, *SetFlagsRequest) (*SetFlagsResponse, error)
 	// ListServices is `mgr services`.
@@ -315,6 +375,18 @@ func (UnimplementedAdminServiceServer) DisableModule(context.Context, *DisableMo
 }
 func (UnimplementedAdminServiceServer) ListModules(context.Context, *ListModulesRequest) (*ListModulesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModules not implemented")
+}
+func (UnimplementedAdminServiceServer) SetModuleOption(context.Context, *SetModuleOptionRequest) (*SetModuleOptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetModuleOption not implemented")
+}
+func (UnimplementedAdminServiceServer) GetModuleOption(context.Context, *GetModuleOptionRequest) (*GetModuleOptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetModuleOption not implemented")
+}
+func (UnimplementedAdminServiceServer) RemoveModuleOption(context.Context, *RemoveModuleOptionRequest) (*RemoveModuleOptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveModuleOption not implemented")
+}
+func (UnimplementedAdminServiceServer) ListModuleOptions(context.Context, *ListModuleOptionsRequest) (*ListModuleOptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListModuleOptions not implemented")
 }
 func (UnimplementedAdminServiceServer) SetFlags(context.Context, *SetFlagsRequest) (*SetFlagsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetFlags not implemented")
@@ -486,6 +558,78 @@ func _AdminService_ListModules_Handler(srv interface{}, ctx context.Context, dec
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).ListModules(ctx, req.(*ListModulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetModuleOption_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetModuleOptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetModuleOption(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetModuleOption_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetModuleOption(ctx, req.(*SetModuleOptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetModuleOption_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetModuleOptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetModuleOption(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetModuleOption_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetModuleOption(ctx, req.(*GetModuleOptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RemoveModuleOption_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveModuleOptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RemoveModuleOption(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RemoveModuleOption_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RemoveModuleOption(ctx, req.(*RemoveModuleOptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListModuleOptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListModuleOptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListModuleOptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListModuleOptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListModuleOptions(ctx, req.(*ListModuleOptionsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -686,6 +830,22 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModules",
 			Handler:    _AdminService_ListModules_Handler,
+		},
+		{
+			MethodName: "SetModuleOption",
+			Handler:    _AdminService_SetModuleOption_Handler,
+		},
+		{
+			MethodName: "GetModuleOption",
+			Handler:    _AdminService_GetModuleOption_Handler,
+		},
+		{
+			MethodName: "RemoveModuleOption",
+			Handler:    _AdminService_RemoveModuleOption_Handler,
+		},
+		{
+			MethodName: "ListModuleOptions",
+			Handler:    _AdminService_ListModuleOptions_Handler,
 		},
 		{
 			MethodName: "SetFlags",

@@ -112,6 +112,8 @@ const (
 	// connection closed and nothing listens at its addresses), or its lease
 	// ran out after it was told to stop or lost its connection.
 	ChangeCause_CHANGE_CAUSE_LOST ChangeCause = 12
+	// An operator set or removed a module option.
+	ChangeCause_CHANGE_CAUSE_CONFIG ChangeCause = 13
 )
 
 // Enum value maps for ChangeCause.
@@ -130,6 +132,7 @@ var (
 		10: "CHANGE_CAUSE_MODULES",
 		11: "CHANGE_CAUSE_FLAGS",
 		12: "CHANGE_CAUSE_LOST",
+		13: "CHANGE_CAUSE_CONFIG",
 	}
 	ChangeCause_value = map[string]int32{
 		"CHANGE_CAUSE_UNSPECIFIED":     0,
@@ -145,6 +148,7 @@ var (
 		"CHANGE_CAUSE_MODULES":         10,
 		"CHANGE_CAUSE_FLAGS":           11,
 		"CHANGE_CAUSE_LOST":            12,
+		"CHANGE_CAUSE_CONFIG":          13,
 	}
 )
 
@@ -221,8 +225,11 @@ type MgrMap struct {
 	// The active's promotion priority and zone (see StandbyInfo).
 	ActivePriority int32  `protobuf:"varint,20,opt,name=active_priority,json=activePriority,proto3" json:"active_priority,omitempty"`
 	ActiveZone     string `protobuf:"bytes,21,opt,name=active_zone,json=activeZone,proto3" json:"active_zone,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Module options set by operators (`mgrctl config set mgr/<module>/<option>`):
+	// module name to its values. An option not set here has its declared default.
+	ModuleConfig  map[string]*ModuleConfig `protobuf:"bytes,22,rep,name=module_config,json=moduleConfig,proto3" json:"module_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MgrMap) Reset() {
@@ -402,6 +409,59 @@ func (x *MgrMap) GetActiveZone() string {
 	return ""
 }
 
+func (x *MgrMap) GetModuleConfig() map[string]*ModuleConfig {
+	if x != nil {
+		return x.ModuleConfig
+	}
+	return nil
+}
+
+// ModuleConfig holds the options set for one module: option name to value,
+// in the canonical text form of the option's type.
+type ModuleConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        map[string]string      `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModuleConfig) Reset() {
+	*x = ModuleConfig{}
+	mi := &file_mgr_v1_mgrmap_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModuleConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModuleConfig) ProtoMessage() {}
+
+func (x *ModuleConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_mgrmap_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModuleConfig.ProtoReflect.Descriptor instead.
+func (*ModuleConfig) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_mgrmap_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ModuleConfig) GetValues() map[string]string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // StandbyInfo describes one standby manager.
 type StandbyInfo struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -419,7 +479,7 @@ type StandbyInfo struct {
 
 func (x *StandbyInfo) Reset() {
 	*x = StandbyInfo{}
-	mi := &file_mgr_v1_mgrmap_proto_msgTypes[1]
+	mi := &file_mgr_v1_mgrmap_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +491,7 @@ func (x *StandbyInfo) String() string {
 func (*StandbyInfo) ProtoMessage() {}
 
 func (x *StandbyInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_mgrmap_proto_msgTypes[1]
+	mi := &file_mgr_v1_mgrmap_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +504,7 @@ func (x *StandbyInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StandbyInfo.ProtoReflect.Descriptor instead.
 func (*StandbyInfo) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_mgrmap_proto_rawDescGZIP(), []int{1}
+	return file_mgr_v1_mgrmap_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *StandbyInfo) GetGid() uint64 {
@@ -503,7 +563,7 @@ type ModuleInfo struct {
 
 func (x *ModuleInfo) Reset() {
 	*x = ModuleInfo{}
-	mi := &file_mgr_v1_mgrmap_proto_msgTypes[2]
+	mi := &file_mgr_v1_mgrmap_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +575,7 @@ func (x *ModuleInfo) String() string {
 func (*ModuleInfo) ProtoMessage() {}
 
 func (x *ModuleInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_mgrmap_proto_msgTypes[2]
+	mi := &file_mgr_v1_mgrmap_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +588,7 @@ func (x *ModuleInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModuleInfo.ProtoReflect.Descriptor instead.
 func (*ModuleInfo) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_mgrmap_proto_rawDescGZIP(), []int{2}
+	return file_mgr_v1_mgrmap_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ModuleInfo) GetName() string {
@@ -561,18 +621,24 @@ func (x *ModuleInfo) GetOptions() []*ModuleOption {
 
 // ModuleOption declares one option a module accepts.
 type ModuleOption struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Type          OptionType             `protobuf:"varint,2,opt,name=type,proto3,enum=mgr.v1.OptionType" json:"type,omitempty"`
-	DefaultValue  string                 `protobuf:"bytes,3,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
-	Description   string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type         OptionType             `protobuf:"varint,2,opt,name=type,proto3,enum=mgr.v1.OptionType" json:"type,omitempty"`
+	DefaultValue string                 `protobuf:"bytes,3,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	Description  string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Inclusive bounds for int, float and duration options, in the option's
+	// text form; empty means unbounded.
+	Min string `protobuf:"bytes,5,opt,name=min,proto3" json:"min,omitempty"`
+	Max string `protobuf:"bytes,6,opt,name=max,proto3" json:"max,omitempty"`
+	// When not empty, the only values the option accepts.
+	AllowedValues []string `protobuf:"bytes,7,rep,name=allowed_values,json=allowedValues,proto3" json:"allowed_values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModuleOption) Reset() {
 	*x = ModuleOption{}
-	mi := &file_mgr_v1_mgrmap_proto_msgTypes[3]
+	mi := &file_mgr_v1_mgrmap_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +650,7 @@ func (x *ModuleOption) String() string {
 func (*ModuleOption) ProtoMessage() {}
 
 func (x *ModuleOption) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_mgrmap_proto_msgTypes[3]
+	mi := &file_mgr_v1_mgrmap_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +663,7 @@ func (x *ModuleOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModuleOption.ProtoReflect.Descriptor instead.
 func (*ModuleOption) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_mgrmap_proto_rawDescGZIP(), []int{3}
+	return file_mgr_v1_mgrmap_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ModuleOption) GetName() string {
@@ -628,6 +694,27 @@ func (x *ModuleOption) GetDescription() string {
 	return ""
 }
 
+func (x *ModuleOption) GetMin() string {
+	if x != nil {
+		return x.Min
+	}
+	return ""
+}
+
+func (x *ModuleOption) GetMax() string {
+	if x != nil {
+		return x.Max
+	}
+	return ""
+}
+
+func (x *ModuleOption) GetAllowedValues() []string {
+	if x != nil {
+		return x.AllowedValues
+	}
+	return nil
+}
+
 // HistoryEntry summarises one kept map.
 type HistoryEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -644,7 +731,7 @@ type HistoryEntry struct {
 
 func (x *HistoryEntry) Reset() {
 	*x = HistoryEntry{}
-	mi := &file_mgr_v1_mgrmap_proto_msgTypes[4]
+	mi := &file_mgr_v1_mgrmap_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +743,7 @@ func (x *HistoryEntry) String() string {
 func (*HistoryEntry) ProtoMessage() {}
 
 func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_mgrmap_proto_msgTypes[4]
+	mi := &file_mgr_v1_mgrmap_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +756,7 @@ func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
 func (*HistoryEntry) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_mgrmap_proto_rawDescGZIP(), []int{4}
+	return file_mgr_v1_mgrmap_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HistoryEntry) GetEpoch() uint64 {
@@ -725,7 +812,7 @@ var File_mgr_v1_mgrmap_proto protoreflect.FileDescriptor
 
 const file_mgr_v1_mgrmap_proto_rawDesc = "" +
 	"\n" +
-	"\x13mgr/v1/mgrmap.proto\x12\x06mgr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x06\n" +
+	"\x13mgr/v1/mgrmap.proto\x12\x06mgr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\b\n" +
 	"\x06MgrMap\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04fsid\x18\x02 \x01(\tR\x04fsid\x12\x1d\n" +
@@ -751,8 +838,17 @@ const file_mgr_v1_mgrmap_proto_rawDesc = "" +
 	"\x0eactive_failing\x18\x13 \x01(\bR\ractiveFailing\x12'\n" +
 	"\x0factive_priority\x18\x14 \x01(\x05R\x0eactivePriority\x12\x1f\n" +
 	"\vactive_zone\x18\x15 \x01(\tR\n" +
-	"activeZone\x1a;\n" +
+	"activeZone\x12E\n" +
+	"\rmodule_config\x18\x16 \x03(\v2 .mgr.v1.MgrMap.ModuleConfigEntryR\fmoduleConfig\x1a;\n" +
 	"\rServicesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aU\n" +
+	"\x11ModuleConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12*\n" +
+	"\x05value\x18\x02 \x01(\v2\x14.mgr.v1.ModuleConfigR\x05value:\x028\x01\"\x83\x01\n" +
+	"\fModuleConfig\x128\n" +
+	"\x06values\x18\x01 \x03(\v2 .mgr.v1.ModuleConfig.ValuesEntryR\x06values\x1a9\n" +
+	"\vValuesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x01\n" +
 	"\vStandbyInfo\x12\x10\n" +
@@ -767,12 +863,15 @@ const file_mgr_v1_mgrmap_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
 	"\acan_run\x18\x02 \x01(\bR\x06canRun\x12!\n" +
 	"\ferror_string\x18\x03 \x01(\tR\verrorString\x12.\n" +
-	"\aoptions\x18\x04 \x03(\v2\x14.mgr.v1.ModuleOptionR\aoptions\"\x91\x01\n" +
+	"\aoptions\x18\x04 \x03(\v2\x14.mgr.v1.ModuleOptionR\aoptions\"\xdc\x01\n" +
 	"\fModuleOption\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x12.mgr.v1.OptionTypeR\x04type\x12#\n" +
 	"\rdefault_value\x18\x03 \x01(\tR\fdefaultValue\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xfa\x01\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x10\n" +
+	"\x03min\x18\x05 \x01(\tR\x03min\x12\x10\n" +
+	"\x03max\x18\x06 \x01(\tR\x03max\x12%\n" +
+	"\x0eallowed_values\x18\a \x03(\tR\rallowedValues\"\xfa\x01\n" +
 	"\fHistoryEntry\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12)\n" +
@@ -790,7 +889,7 @@ const file_mgr_v1_mgrmap_proto_rawDesc = "" +
 	"\x0fOPTION_TYPE_INT\x10\x02\x12\x14\n" +
 	"\x10OPTION_TYPE_BOOL\x10\x03\x12\x15\n" +
 	"\x11OPTION_TYPE_FLOAT\x10\x04\x12\x18\n" +
-	"\x14OPTION_TYPE_DURATION\x10\x05*\xf6\x02\n" +
+	"\x14OPTION_TYPE_DURATION\x10\x05*\x8f\x03\n" +
 	"\vChangeCause\x12\x1c\n" +
 	"\x18CHANGE_CAUSE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CHANGE_CAUSE_BOOTSTRAP\x10\x01\x12\x1e\n" +
@@ -805,7 +904,8 @@ const file_mgr_v1_mgrmap_proto_rawDesc = "" +
 	"\x14CHANGE_CAUSE_MODULES\x10\n" +
 	"\x12\x16\n" +
 	"\x12CHANGE_CAUSE_FLAGS\x10\v\x12\x15\n" +
-	"\x11CHANGE_CAUSE_LOST\x10\fB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
+	"\x11CHANGE_CAUSE_LOST\x10\f\x12\x17\n" +
+	"\x13CHANGE_CAUSE_CONFIG\x10\rB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
 
 var (
 	file_mgr_v1_mgrmap_proto_rawDescOnce sync.Once
@@ -820,35 +920,41 @@ func file_mgr_v1_mgrmap_proto_rawDescGZIP() []byte {
 }
 
 var file_mgr_v1_mgrmap_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_mgr_v1_mgrmap_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_mgr_v1_mgrmap_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_mgr_v1_mgrmap_proto_goTypes = []any{
 	(OptionType)(0),               // 0: mgr.v1.OptionType
 	(ChangeCause)(0),              // 1: mgr.v1.ChangeCause
 	(*MgrMap)(nil),                // 2: mgr.v1.MgrMap
-	(*StandbyInfo)(nil),           // 3: mgr.v1.StandbyInfo
-	(*ModuleInfo)(nil),            // 4: mgr.v1.ModuleInfo
-	(*ModuleOption)(nil),          // 5: mgr.v1.ModuleOption
-	(*HistoryEntry)(nil),          // 6: mgr.v1.HistoryEntry
-	nil,                           // 7: mgr.v1.MgrMap.ServicesEntry
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*ModuleConfig)(nil),          // 3: mgr.v1.ModuleConfig
+	(*StandbyInfo)(nil),           // 4: mgr.v1.StandbyInfo
+	(*ModuleInfo)(nil),            // 5: mgr.v1.ModuleInfo
+	(*ModuleOption)(nil),          // 6: mgr.v1.ModuleOption
+	(*HistoryEntry)(nil),          // 7: mgr.v1.HistoryEntry
+	nil,                           // 8: mgr.v1.MgrMap.ServicesEntry
+	nil,                           // 9: mgr.v1.MgrMap.ModuleConfigEntry
+	nil,                           // 10: mgr.v1.ModuleConfig.ValuesEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_mgr_v1_mgrmap_proto_depIdxs = []int32{
-	8,  // 0: mgr.v1.MgrMap.active_change:type_name -> google.protobuf.Timestamp
-	3,  // 1: mgr.v1.MgrMap.standbys:type_name -> mgr.v1.StandbyInfo
-	4,  // 2: mgr.v1.MgrMap.available_modules:type_name -> mgr.v1.ModuleInfo
-	7,  // 3: mgr.v1.MgrMap.services:type_name -> mgr.v1.MgrMap.ServicesEntry
-	8,  // 4: mgr.v1.MgrMap.modified:type_name -> google.protobuf.Timestamp
+	11, // 0: mgr.v1.MgrMap.active_change:type_name -> google.protobuf.Timestamp
+	4,  // 1: mgr.v1.MgrMap.standbys:type_name -> mgr.v1.StandbyInfo
+	5,  // 2: mgr.v1.MgrMap.available_modules:type_name -> mgr.v1.ModuleInfo
+	8,  // 3: mgr.v1.MgrMap.services:type_name -> mgr.v1.MgrMap.ServicesEntry
+	11, // 4: mgr.v1.MgrMap.modified:type_name -> google.protobuf.Timestamp
 	1,  // 5: mgr.v1.MgrMap.cause:type_name -> mgr.v1.ChangeCause
-	4,  // 6: mgr.v1.StandbyInfo.available_modules:type_name -> mgr.v1.ModuleInfo
-	5,  // 7: mgr.v1.ModuleInfo.options:type_name -> mgr.v1.ModuleOption
-	0,  // 8: mgr.v1.ModuleOption.type:type_name -> mgr.v1.OptionType
-	8,  // 9: mgr.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
-	1,  // 10: mgr.v1.HistoryEntry.cause:type_name -> mgr.v1.ChangeCause
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 6: mgr.v1.MgrMap.module_config:type_name -> mgr.v1.MgrMap.ModuleConfigEntry
+	10, // 7: mgr.v1.ModuleConfig.values:type_name -> mgr.v1.ModuleConfig.ValuesEntry
+	5,  // 8: mgr.v1.StandbyInfo.available_modules:type_name -> mgr.v1.ModuleInfo
+	6,  // 9: mgr.v1.ModuleInfo.options:type_name -> mgr.v1.ModuleOption
+	0,  // 10: mgr.v1.ModuleOption.type:type_name -> mgr.v1.OptionType
+	11, // 11: mgr.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
+	1,  // 12: mgr.v1.HistoryEntry.cause:type_name -> mgr.v1.ChangeCause
+	3,  // 13: mgr.v1.MgrMap.ModuleConfigEntry.value:type_name -> mgr.v1.ModuleConfig
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_mgr_v1_mgrmap_proto_init() }
@@ -862,7 +968,7 @@ func file_mgr_v1_mgrmap_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgr_v1_mgrmap_proto_rawDesc), len(file_mgr_v1_mgrmap_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

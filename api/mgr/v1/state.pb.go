@@ -95,6 +95,7 @@ type Command struct {
 	//	*Command_Fail
 	//	*Command_Module
 	//	*Command_SetFlags
+	//	*Command_Config
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -216,6 +217,15 @@ func (x *Command) GetSetFlags() *SetFlagsOp {
 	return nil
 }
 
+func (x *Command) GetConfig() *ConfigOp {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Config); ok {
+			return x.Config
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -252,6 +262,10 @@ type Command_SetFlags struct {
 	SetFlags *SetFlagsOp `protobuf:"bytes,9,opt,name=set_flags,json=setFlags,proto3,oneof"`
 }
 
+type Command_Config struct {
+	Config *ConfigOp `protobuf:"bytes,10,opt,name=config,proto3,oneof"`
+}
+
 func (*Command_Bootstrap) isCommand_Op() {}
 
 func (*Command_Authenticate) isCommand_Op() {}
@@ -267,6 +281,8 @@ func (*Command_Fail) isCommand_Op() {}
 func (*Command_Module) isCommand_Op() {}
 
 func (*Command_SetFlags) isCommand_Op() {}
+
+func (*Command_Config) isCommand_Op() {}
 
 type BootstrapOp struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -674,6 +690,84 @@ func (x *ModuleOp) GetActor() string {
 	return ""
 }
 
+// ConfigOp sets (or, with remove, removes) one module option. A value is
+// checked against the option the managers declare for the module.
+type ConfigOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Module        string                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
+	Option        string                 `protobuf:"bytes,2,opt,name=option,proto3" json:"option,omitempty"`
+	Value         string                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Remove        bool                   `protobuf:"varint,4,opt,name=remove,proto3" json:"remove,omitempty"`
+	Actor         string                 `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigOp) Reset() {
+	*x = ConfigOp{}
+	mi := &file_mgr_v1_state_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigOp) ProtoMessage() {}
+
+func (x *ConfigOp) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_state_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigOp.ProtoReflect.Descriptor instead.
+func (*ConfigOp) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_state_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ConfigOp) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
+func (x *ConfigOp) GetOption() string {
+	if x != nil {
+		return x.Option
+	}
+	return ""
+}
+
+func (x *ConfigOp) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *ConfigOp) GetRemove() bool {
+	if x != nil {
+		return x.Remove
+	}
+	return false
+}
+
+func (x *ConfigOp) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
 type SetFlagsOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Down          bool                   `protobuf:"varint,1,opt,name=down,proto3" json:"down,omitempty"`
@@ -684,7 +778,7 @@ type SetFlagsOp struct {
 
 func (x *SetFlagsOp) Reset() {
 	*x = SetFlagsOp{}
-	mi := &file_mgr_v1_state_proto_msgTypes[8]
+	mi := &file_mgr_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +790,7 @@ func (x *SetFlagsOp) String() string {
 func (*SetFlagsOp) ProtoMessage() {}
 
 func (x *SetFlagsOp) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_state_proto_msgTypes[8]
+	mi := &file_mgr_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +803,7 @@ func (x *SetFlagsOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFlagsOp.ProtoReflect.Descriptor instead.
 func (*SetFlagsOp) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_mgr_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetFlagsOp) GetDown() bool {
@@ -744,7 +838,7 @@ type State struct {
 
 func (x *State) Reset() {
 	*x = State{}
-	mi := &file_mgr_v1_state_proto_msgTypes[9]
+	mi := &file_mgr_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +850,7 @@ func (x *State) String() string {
 func (*State) ProtoMessage() {}
 
 func (x *State) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_state_proto_msgTypes[9]
+	mi := &file_mgr_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +863,7 @@ func (x *State) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use State.ProtoReflect.Descriptor instead.
 func (*State) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_mgr_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *State) GetMap() *MgrMap {
@@ -823,7 +917,7 @@ type Metadata struct {
 
 func (x *Metadata) Reset() {
 	*x = Metadata{}
-	mi := &file_mgr_v1_state_proto_msgTypes[10]
+	mi := &file_mgr_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +929,7 @@ func (x *Metadata) String() string {
 func (*Metadata) ProtoMessage() {}
 
 func (x *Metadata) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_state_proto_msgTypes[10]
+	mi := &file_mgr_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +942,7 @@ func (x *Metadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metadata.ProtoReflect.Descriptor instead.
 func (*Metadata) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_mgr_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Metadata) GetValues() map[string]string {
@@ -862,7 +956,7 @@ var File_mgr_v1_state_proto protoreflect.FileDescriptor
 
 const file_mgr_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x12mgr/v1/state.proto\x12\x06mgr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13mgr/v1/mgrmap.proto\x1a\x14mgr/v1/monitor.proto\"\xb7\x03\n" +
+	"\x12mgr/v1/state.proto\x12\x06mgr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13mgr/v1/mgrmap.proto\x1a\x14mgr/v1/monitor.proto\"\xe3\x03\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x123\n" +
 	"\tbootstrap\x18\x02 \x01(\v2\x13.mgr.v1.BootstrapOpH\x00R\tbootstrap\x12<\n" +
@@ -872,7 +966,9 @@ const file_mgr_v1_state_proto_rawDesc = "" +
 	"\x04drop\x18\x06 \x01(\v2\x0e.mgr.v1.DropOpH\x00R\x04drop\x12$\n" +
 	"\x04fail\x18\a \x01(\v2\x0e.mgr.v1.FailOpH\x00R\x04fail\x12*\n" +
 	"\x06module\x18\b \x01(\v2\x10.mgr.v1.ModuleOpH\x00R\x06module\x121\n" +
-	"\tset_flags\x18\t \x01(\v2\x12.mgr.v1.SetFlagsOpH\x00R\bsetFlagsB\x04\n" +
+	"\tset_flags\x18\t \x01(\v2\x12.mgr.v1.SetFlagsOpH\x00R\bsetFlags\x12*\n" +
+	"\x06config\x18\n" +
+	" \x01(\v2\x10.mgr.v1.ConfigOpH\x00R\x06configB\x04\n" +
 	"\x02op\"\x9b\x01\n" +
 	"\vBootstrapOp\x12\x12\n" +
 	"\x04fsid\x18\x01 \x01(\tR\x04fsid\x12*\n" +
@@ -899,7 +995,13 @@ const file_mgr_v1_state_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06enable\x18\x02 \x01(\bR\x06enable\x12\x14\n" +
 	"\x05force\x18\x03 \x01(\bR\x05force\x12\x14\n" +
-	"\x05actor\x18\x04 \x01(\tR\x05actor\"6\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\"~\n" +
+	"\bConfigOp\x12\x16\n" +
+	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
+	"\x06option\x18\x02 \x01(\tR\x06option\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\x12\x16\n" +
+	"\x06remove\x18\x04 \x01(\bR\x06remove\x12\x14\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\"6\n" +
 	"\n" +
 	"SetFlagsOp\x12\x12\n" +
 	"\x04down\x18\x01 \x01(\bR\x04down\x12\x14\n" +
@@ -942,7 +1044,7 @@ func file_mgr_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_mgr_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mgr_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_mgr_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_mgr_v1_state_proto_goTypes = []any{
 	(DropReason)(0),               // 0: mgr.v1.DropReason
 	(*Command)(nil),               // 1: mgr.v1.Command
@@ -953,39 +1055,41 @@ var file_mgr_v1_state_proto_goTypes = []any{
 	(*SilentGid)(nil),             // 6: mgr.v1.SilentGid
 	(*FailOp)(nil),                // 7: mgr.v1.FailOp
 	(*ModuleOp)(nil),              // 8: mgr.v1.ModuleOp
-	(*SetFlagsOp)(nil),            // 9: mgr.v1.SetFlagsOp
-	(*State)(nil),                 // 10: mgr.v1.State
-	(*Metadata)(nil),              // 11: mgr.v1.Metadata
-	nil,                           // 12: mgr.v1.State.MetadataEntry
-	nil,                           // 13: mgr.v1.State.PendingEntry
-	nil,                           // 14: mgr.v1.Metadata.ValuesEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*BeaconRequest)(nil),         // 16: mgr.v1.BeaconRequest
-	(*MgrMap)(nil),                // 17: mgr.v1.MgrMap
+	(*ConfigOp)(nil),              // 9: mgr.v1.ConfigOp
+	(*SetFlagsOp)(nil),            // 10: mgr.v1.SetFlagsOp
+	(*State)(nil),                 // 11: mgr.v1.State
+	(*Metadata)(nil),              // 12: mgr.v1.Metadata
+	nil,                           // 13: mgr.v1.State.MetadataEntry
+	nil,                           // 14: mgr.v1.State.PendingEntry
+	nil,                           // 15: mgr.v1.Metadata.ValuesEntry
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*BeaconRequest)(nil),         // 17: mgr.v1.BeaconRequest
+	(*MgrMap)(nil),                // 18: mgr.v1.MgrMap
 }
 var file_mgr_v1_state_proto_depIdxs = []int32{
-	15, // 0: mgr.v1.Command.time:type_name -> google.protobuf.Timestamp
+	16, // 0: mgr.v1.Command.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: mgr.v1.Command.bootstrap:type_name -> mgr.v1.BootstrapOp
 	3,  // 2: mgr.v1.Command.authenticate:type_name -> mgr.v1.AuthenticateOp
-	16, // 3: mgr.v1.Command.beacon:type_name -> mgr.v1.BeaconRequest
+	17, // 3: mgr.v1.Command.beacon:type_name -> mgr.v1.BeaconRequest
 	4,  // 4: mgr.v1.Command.leave:type_name -> mgr.v1.LeaveOp
 	5,  // 5: mgr.v1.Command.drop:type_name -> mgr.v1.DropOp
 	7,  // 6: mgr.v1.Command.fail:type_name -> mgr.v1.FailOp
 	8,  // 7: mgr.v1.Command.module:type_name -> mgr.v1.ModuleOp
-	9,  // 8: mgr.v1.Command.set_flags:type_name -> mgr.v1.SetFlagsOp
-	6,  // 9: mgr.v1.DropOp.gids:type_name -> mgr.v1.SilentGid
-	0,  // 10: mgr.v1.SilentGid.reason:type_name -> mgr.v1.DropReason
-	17, // 11: mgr.v1.State.map:type_name -> mgr.v1.MgrMap
-	17, // 12: mgr.v1.State.history:type_name -> mgr.v1.MgrMap
-	12, // 13: mgr.v1.State.metadata:type_name -> mgr.v1.State.MetadataEntry
-	13, // 14: mgr.v1.State.pending:type_name -> mgr.v1.State.PendingEntry
-	14, // 15: mgr.v1.Metadata.values:type_name -> mgr.v1.Metadata.ValuesEntry
-	11, // 16: mgr.v1.State.MetadataEntry.value:type_name -> mgr.v1.Metadata
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	10, // 8: mgr.v1.Command.set_flags:type_name -> mgr.v1.SetFlagsOp
+	9,  // 9: mgr.v1.Command.config:type_name -> mgr.v1.ConfigOp
+	6,  // 10: mgr.v1.DropOp.gids:type_name -> mgr.v1.SilentGid
+	0,  // 11: mgr.v1.SilentGid.reason:type_name -> mgr.v1.DropReason
+	18, // 12: mgr.v1.State.map:type_name -> mgr.v1.MgrMap
+	18, // 13: mgr.v1.State.history:type_name -> mgr.v1.MgrMap
+	13, // 14: mgr.v1.State.metadata:type_name -> mgr.v1.State.MetadataEntry
+	14, // 15: mgr.v1.State.pending:type_name -> mgr.v1.State.PendingEntry
+	15, // 16: mgr.v1.Metadata.values:type_name -> mgr.v1.Metadata.ValuesEntry
+	12, // 17: mgr.v1.State.MetadataEntry.value:type_name -> mgr.v1.Metadata
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_mgr_v1_state_proto_init() }
@@ -1004,6 +1108,7 @@ func file_mgr_v1_state_proto_init() {
 		(*Command_Fail)(nil),
 		(*Command_Module)(nil),
 		(*Command_SetFlags)(nil),
+		(*Command_Config)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1011,7 +1116,7 @@ func file_mgr_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgr_v1_state_proto_rawDesc), len(file_mgr_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -50,7 +50,7 @@ func FuzzApply(f *testing.F) {
 		}
 		for step := 0; len(data) > 0 && step < 200; step++ {
 			cmd := &mgrv1.Command{Time: timestamppb.New(time.Unix(int64(step), 0))}
-			switch next() % 9 {
+			switch next() % 10 {
 			case 0:
 				cmd.Op = &mgrv1.Command_Authenticate{Authenticate: &mgrv1.AuthenticateOp{Name: names[int(next())%len(names)]}}
 			case 1, 2:
@@ -62,7 +62,9 @@ func FuzzApply(f *testing.F) {
 					b.Services = map[string]string{"status": "http://127.0.0.1:6880/status/"}
 				}
 				if flags&2 == 2 {
-					b.AvailableModules = []*mgrv1.ModuleInfo{{Name: "prometheus", CanRun: flags&4 == 4}}
+					b.AvailableModules = []*mgrv1.ModuleInfo{{Name: "prometheus", CanRun: flags&4 == 4, Options: []*mgrv1.ModuleOption{
+						{Name: "interval", Type: mgrv1.OptionType_OPTION_TYPE_DURATION, DefaultValue: "5s", Min: "1s", Max: "1m"},
+					}}}
 				}
 				if flags&8 == 8 {
 					b.Metadata = map[string]string{"os": "linux", "v": strconv.Itoa(int(flags >> 4))}
@@ -92,6 +94,12 @@ func FuzzApply(f *testing.F) {
 				cmd.Op = &mgrv1.Command_Module{Module: &mgrv1.ModuleOp{Name: modules[int(b)%len(modules)], Enable: b&4 == 4, Force: b&8 == 8}}
 			case 8:
 				cmd.Op = &mgrv1.Command_SetFlags{SetFlags: &mgrv1.SetFlagsOp{Down: next()%2 == 1}}
+			case 9:
+				b := next()
+				cmd.Op = &mgrv1.Command_Config{Config: &mgrv1.ConfigOp{
+					Module: modules[int(b)%len(modules)], Option: []string{"interval", "other"}[int(b>>3)%2],
+					Value: []string{"2s", "0s", "90s", "x"}[int(b>>4)%4], Remove: b&64 == 64,
+				}}
 			}
 			nst, r, err := Apply(st, cmd)
 			if err != nil {

@@ -83,6 +83,8 @@ func Apply(st *mgrv1.State, cmd *mgrv1.Command) (*mgrv1.State, Result, error) {
 		err = t.module(op.Module)
 	case *mgrv1.Command_SetFlags:
 		t.setFlags(op.SetFlags)
+	case *mgrv1.Command_Config:
+		err = t.config(op.Config)
 	default:
 		err = fmt.Errorf("%w: unknown command %T", ErrInvalid, op)
 	}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/modopt"
 )
 
 // Bounds on what a request may carry. They are part of the protocol: a request
@@ -177,6 +178,9 @@ func validateModules(field string, mods []*mgrv1.ModuleInfo) error {
 			}
 			if err := validateText(of+".description", o.GetDescription(), MaxTextLen); err != nil {
 				return err
+			}
+			if err := modopt.Validate(o); err != nil {
+				return fmt.Errorf("%w: %s %s: %v", ErrInvalid, of, o.GetName(), err)
 			}
 		}
 	}

@@ -437,6 +437,29 @@ func (m *Monitor) SetModules(names ...string) {
 	m.commit(next)
 }
 
+// SetModuleOption sets (or, with remove, removes) one module option in the
+// map, unchecked.
+func (m *Monitor) SetModuleOption(module, option, value string, remove bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := proto.CloneOf(m.cur)
+	if next.ModuleConfig == nil {
+		next.ModuleConfig = map[string]*mgrv1.ModuleConfig{}
+	}
+	mc := next.ModuleConfig[module]
+	if mc == nil {
+		mc = &mgrv1.ModuleConfig{Values: map[string]string{}}
+		next.ModuleConfig[module] = mc
+	}
+	if remove {
+		delete(mc.Values, option)
+	} else {
+		mc.Values[option] = value
+	}
+	next.Cause = mgrv1.ChangeCause_CHANGE_CAUSE_CONFIG
+	m.commit(next)
+}
+
 // SetDown sets the down flag (no promotion while set).
 func (m *Monitor) SetDown(down bool) {
 	m.mu.Lock()

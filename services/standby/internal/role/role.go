@@ -15,6 +15,7 @@ package role
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,7 +31,6 @@ import (
 	"github.com/mgrplane/mgrplane/services/standby/internal/backoff"
 	"github.com/mgrplane/mgrplane/services/standby/internal/beacon"
 	"github.com/mgrplane/mgrplane/services/standby/internal/feed"
-	"github.com/mgrplane/mgrplane/services/standby/internal/fence"
 	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
 	"github.com/mgrplane/mgrplane/services/standby/internal/server"
 	"github.com/mgrplane/mgrplane/services/standby/internal/watch"
@@ -74,6 +74,8 @@ type Module interface {
 	// CanRun returns nil if the module can run here. It may be called from
 	// any goroutine.
 	CanRun() error
+	// Options declares the module's options, reported in every beacon.
+	Options() []*mgrv1.ModuleOption
 }
 
 // Monitor is what the role needs of the monitors; monclient.Client is one.
@@ -146,6 +148,16 @@ type Config struct {
 	LeaveTimeout time.Duration
 	// Observer, when set, is told of state changes, maps and beacons.
 	Observer Observer
+	// TLS is the server TLS of the manager's listeners; nil means plaintext.
+	TLS *tls.Config
+	// StandbyHTTPStatus is how the server answers HTTP as a standby (303,
+	// 307 or 503; 0 means 303).
+	StandbyHTTPStatus int
+	// ColdStart is the design before warm standbys, kept as the baseline of
+	// the activation benchmarks: the server is built (modules registered)
+	// and bound at each activation and closed at its end; a standby does
+	// not listen.
+	ColdStart bool
 }
 
 // Role runs one manager. Its accessors are safe for concurrent use; Run is
@@ -156,10 +168,14 @@ type Role struct {
 	log     hclog.Logger
 
 	// Published to other goroutines.
-	gid         atomic.Uint64
-	state       atomic.Int32
-	current     atomic.Pointer[mgrv1.MgrMap]
+	gid     atomic.Uint64
+	state   atomic.Int32
+	current atomic.Pointer[mgrv1.MgrMap]
+	// srv is the manager server while Run runs; term is its current term
+	// while this manager is active (activating, serving, or waiting for a
+	// lease), else nil.
 	srv         atomic.Pointer[server.Server]
+	term        atomic.Pointer[server.Term]
 	activeSince atomic.Pointer[time.Time]
 	// maps carries every map received to Watch; closed when Run returns.
 	maps *feed.Feed[*mgrv1.MgrMap]
@@ -217,8 +233,8 @@ func (r *Role) State() State { return State(r.state.Load()) }
 // Serving reports whether the manager serves as the active now: its server
 // is up, not stopping, and holds a lease.
 func (r *Role) Serving() bool {
-	srv := r.srv.Load()
-	return srv != nil && r.up() && srv.Lease().Held(time.Now())
+	t := r.term.Load()
+	return t != nil && r.up() && t.Lease().Held(time.Now())
 }
 
 // up reports whether the state is one in which the server is up and not
@@ -249,35 +265,53 @@ func (r *Role) ActiveSince() time.Time {
 // LeaseUntil is when the lease of the current activation ends; zero while
 // there is no server or no lease was granted yet.
 func (r *Role) LeaseUntil() time.Time {
-	if s := r.srv.Load(); s != nil && r.up() {
-		return s.Lease().Until()
+	if t := r.term.Load(); t != nil && r.up() {
+		return t.Lease().Until()
 	}
 	return time.Time{}
 }
 
-// GRPCAddr is the bound gRPC address while the server is up (from
-// activation, before the first lease, until it stops), else "".
+// GRPCAddr is the bound gRPC address while Run runs (standbys listen
+// too), else "".
 func (r *Role) GRPCAddr() string {
-	if s := r.srv.Load(); s != nil && r.up() {
+	if s := r.srv.Load(); s != nil {
 		return s.GRPCAddr().String()
 	}
 	return ""
 }
 
-// HTTPAddr is the bound HTTP address while the server is up, else "".
+// HTTPAddr is the bound HTTP address while Run runs, else "".
 func (r *Role) HTTPAddr() string {
-	if s := r.srv.Load(); s != nil && r.up() {
+	if s := r.srv.Load(); s != nil {
 		return s.HTTPAddr().String()
 	}
 	return ""
 }
 
-// Running names the running modules, sorted; none while the server is down.
+// Running names the running modules, sorted: on a standby, only modules
+// that run on standbys.
 func (r *Role) Running() []string {
-	if s := r.srv.Load(); s != nil && r.up() {
+	if s := r.srv.Load(); s != nil {
 		return s.Running()
 	}
 	return []string{}
+}
+
+// activeInfo says where the active serves, from the newest map, for the
+// server's standby answers.
+func (r *Role) activeInfo() server.Active {
+	m := r.current.Load()
+	a := server.Active{Name: m.GetActiveName(), GID: m.GetActiveGid()}
+	if m.GetActiveGid() == 0 || m.GetActiveFailing() {
+		return server.Active{}
+	}
+	if addrs := m.GetActiveAddrs(); len(addrs) >= 2 && m.GetAvailable() {
+		a.GRPCAddr = addrs[0]
+		if srv := r.srv.Load(); srv != nil {
+			a.HTTPURL = srv.Scheme() + "://" + addrs[1]
+		}
+	}
+	return a
 }
 
 func (r *Role) setState(s State) {
@@ -298,6 +332,20 @@ func (r *Role) Run(ctx context.Context, mon Monitor) error {
 	r.fenceTimer = time.NewTimer(time.Hour)
 	r.fenceTimer.Stop()
 	defer r.fenceTimer.Stop()
+	// The server listens from the start, standbys included; modules
+	// register once, so that an activation is a switch.
+	if !r.cfg.ColdStart {
+		srv, err := r.startServer()
+		if err != nil {
+			return err
+		}
+		r.srv.Store(srv)
+	}
+	defer func() {
+		if srv := r.srv.Load(); srv != nil {
+			srv.Stop()
+		}
+	}()
 	if err := r.authenticate(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -317,9 +365,12 @@ func (r *Role) Run(ctx context.Context, mon Monitor) error {
 	g.Go(func() error { return r.beaconer.Run(gctx, results) })
 
 	err := r.loop(ctx, gctx, maps, results)
-	// Stop serving first, then stop beaconing and leave, then end the map
-	// stream.
+	// Stop serving first (and close the listeners), then stop beaconing
+	// and leave, then end the map stream.
 	r.stopServing("shutting down")
+	if srv := r.srv.Load(); srv != nil {
+		srv.Stop()
+	}
 	r.beaconer.Set(nil)
 	r.leave(ctx)
 	stopHelpers()
@@ -373,7 +424,7 @@ func (r *Role) handleMap(ctx context.Context, m *mgrv1.MgrMap) error {
 	r.cfg.Observer.MapReceived(m)
 	gid := r.gid.Load()
 	named := gid != 0 && m.GetActiveGid() == gid
-	serving := r.srv.Load() != nil
+	serving := r.term.Load() != nil
 	r.log.Debug("map received", "epoch", m.GetEpoch(), "active_gid", m.GetActiveGid(), "gid", gid,
 		"active_failing", m.GetActiveFailing())
 	switch {
@@ -405,39 +456,58 @@ func (r *Role) handleMap(ctx context.Context, m *mgrv1.MgrMap) error {
 		r.announced = true
 		r.log.Info("running as standby", "gid", gid, "epoch", m.GetEpoch(), "active", m.GetActiveName(), "active_gid", m.GetActiveGid())
 	}
+	// Standby modules follow the map on a standby too.
+	r.applyModules(m)
 	return nil
 }
 
-// activate starts the server and the enabled modules, then beacons
-// available=true at once. The server refuses every request until an answer
-// to a beacon grants a lease; it stops if none does within the fence
-// timeout.
-func (r *Role) activate(m *mgrv1.MgrMap) error {
-	r.setState(StateActivating)
-	r.activeEpoch = m.GetActiveEpoch()
+// startServer builds the manager server with every module and binds its
+// listeners.
+func (r *Role) startServer() (*server.Server, error) {
 	mods := make([]server.Module, len(r.modules))
 	for i, mod := range r.modules {
 		mods[i] = mod
 	}
 	srv, err := server.New(server.Config{
-		Lease:          &fence.Lease{},
-		GRPCAddr:       r.cfg.GRPCAddr,
-		HTTPAddr:       r.cfg.HTTPAddr,
-		ActiveEpoch:    m.GetActiveEpoch(),
-		DrainTimeout:   r.cfg.DrainTimeout,
-		ModuleStopWarn: r.cfg.DrainTimeout,
+		GRPCAddr:          r.cfg.GRPCAddr,
+		HTTPAddr:          r.cfg.HTTPAddr,
+		TLS:               r.cfg.TLS,
+		DrainTimeout:      r.cfg.DrainTimeout,
+		ModuleStopWarn:    r.cfg.DrainTimeout,
+		StandbyHTTPStatus: r.cfg.StandbyHTTPStatus,
+		Active:            r.activeInfo,
 	}, mods, r.log.Named("server"))
 	if err == nil {
 		err = srv.Start()
 	}
 	if err != nil {
-		r.setState(StateStandby)
-		return fmt.Errorf("failed to activate: %w", err)
+		return nil, fmt.Errorf("failed to start the manager server: %w", err)
 	}
+	r.log.Info("listening", "grpc_addr", srv.GRPCAddr().String(), "http_addr", srv.HTTPAddr().String())
+	return srv, nil
+}
+
+// activate begins a term on the server (already listening, its modules
+// registered) and starts the enabled modules, then beacons available=true
+// at once. The term refuses every request until an answer to a beacon
+// grants a lease; it ends if none does within the fence timeout.
+func (r *Role) activate(m *mgrv1.MgrMap) error {
+	r.setState(StateActivating)
+	r.activeEpoch = m.GetActiveEpoch()
+	srv := r.srv.Load()
+	if r.cfg.ColdStart {
+		var err error
+		if srv, err = r.startServer(); err != nil {
+			r.setState(StateStandby)
+			return fmt.Errorf("failed to activate: %w", err)
+		}
+		r.srv.Store(srv)
+	}
+	t := srv.Activate(m.GetActiveEpoch())
 	now := time.Now()
 	r.activatedAt = now
 	r.activeSince.Store(&now)
-	r.srv.Store(srv)
+	r.term.Store(t)
 	r.armFence()
 	// One beacon claiming available goes out at once, with the modules
 	// applyModules starts: a second one would still be in flight when a
@@ -469,7 +539,7 @@ func (r *Role) grant(res beacon.Result) error {
 		r.log.Warn("a lease had run out when its answer arrived", "lease", d, "waited", now.Sub(res.Sent))
 		return nil
 	}
-	if r.srv.Load() == nil {
+	if r.term.Load() == nil {
 		m := r.current.Load()
 		if m.GetActiveGid() != res.GID || m.GetActiveEpoch() != resp.GetActiveEpoch() ||
 			m.GetActiveFailing() || m.GetEpoch() < r.notActiveAt {
@@ -484,7 +554,7 @@ func (r *Role) grant(res beacon.Result) error {
 		r.log.Debug("lease for another activation ignored", "answer_active_epoch", resp.GetActiveEpoch(), "active_epoch", r.activeEpoch)
 		return nil
 	}
-	lease := r.srv.Load().Lease()
+	lease := r.term.Load().Lease()
 	held := lease.Held(now)
 	until := lease.Extend(res.Sent, d)
 	r.armFence()
@@ -497,12 +567,12 @@ func (r *Role) grant(res beacon.Result) error {
 // armFence sets the fence timer to the instant the server must stop unless
 // its lease is renewed, or stops it when nothing serves.
 func (r *Role) armFence() {
-	srv := r.srv.Load()
-	if srv == nil {
+	t := r.term.Load()
+	if t == nil {
 		r.fenceTimer.Stop()
 		return
 	}
-	r.fenceTimer.Reset(time.Until(r.fenceDeadline(srv.Lease().Until())))
+	r.fenceTimer.Reset(time.Until(r.fenceDeadline(t.Lease().Until())))
 }
 
 // fenceDeadline is when the server must stop: the lease's end, or, before
@@ -517,12 +587,12 @@ func (r *Role) fenceDeadline(until time.Time) time.Time {
 // checkFence stops serving when the lease ran out (or never came); the
 // fence timer calls it.
 func (r *Role) checkFence() {
-	srv := r.srv.Load()
-	if srv == nil {
+	t := r.term.Load()
+	if t == nil {
 		return
 	}
 	now := time.Now()
-	until := srv.Lease().Until()
+	until := t.Lease().Until()
 	if now.Before(r.fenceDeadline(until)) {
 		r.armFence() // renewed meanwhile
 		return
@@ -537,17 +607,21 @@ func (r *Role) checkFence() {
 	r.stopServing(reason)
 }
 
-// stopServing stops the server, if any, before anything else, then beacons
-// available=false at once.
+// stopServing ends the term, if any, before anything else, then beacons
+// available=false at once. The server goes on listening as a standby.
 func (r *Role) stopServing(reason string) {
-	srv := r.srv.Load()
-	if srv == nil {
+	if r.term.Load() == nil {
 		return
 	}
 	r.setState(StateStopping)
 	r.log.Debug("stopping serving", "reason", reason)
-	srv.Stop()
-	r.srv.Store(nil)
+	if r.cfg.ColdStart {
+		r.srv.Load().Stop()
+		r.srv.Store(nil)
+	} else {
+		r.srv.Load().Deactivate()
+	}
+	r.term.Store(nil)
 	r.fenceTimer.Stop()
 	r.activeSince.Store(nil)
 	r.setState(StateStandby)
@@ -557,7 +631,8 @@ func (r *Role) stopServing(reason string) {
 	r.report(true)
 }
 
-// applyModules starts the modules the map enables and stops the others.
+// applyModules starts the modules the map enables and stops the others: on
+// a standby only the modules that run on standbys run.
 func (r *Role) applyModules(m *mgrv1.MgrMap) {
 	srv := r.srv.Load()
 	if srv == nil {
@@ -621,7 +696,7 @@ func (r *Role) handleBeacon(ctx context.Context, res beacon.Result) error {
 	case mgrv1.Standing_STANDING_ACTIVE:
 		return r.grant(res)
 	case mgrv1.Standing_STANDING_STALE:
-		if m := r.current.Load(); r.srv.Load() == nil && m.GetActiveGid() != gid && m.GetEpoch() >= res.Resp.GetActiveEpoch() {
+		if m := r.current.Load(); r.term.Load() == nil && m.GetActiveGid() != gid && m.GetEpoch() >= res.Resp.GetActiveEpoch() {
 			// The answer to a beacon sent while this manager served, which
 			// crossed the map that demoted it: it already stopped and goes
 			// on as a standby under the same gid.
@@ -634,7 +709,7 @@ func (r *Role) handleBeacon(ctx context.Context, res beacon.Result) error {
 	case mgrv1.Standing_STANDING_STANDBY:
 		r.notActiveAt = max(r.notActiveAt, e)
 		// An answer from before this activation says nothing about it.
-		if r.srv.Load() != nil && e >= r.activeEpoch {
+		if r.term.Load() != nil && e >= r.activeEpoch {
 			r.stopServing(fmt.Sprintf("the monitor answered %s at epoch %d (active epoch %d)", standingName(st), e, res.Resp.GetActiveEpoch()))
 		}
 	}
@@ -748,7 +823,7 @@ func (r *Role) report(force bool) {
 		Priority: r.cfg.Priority,
 		Zone:     r.cfg.Zone,
 	}
-	if srv := r.srv.Load(); srv != nil && r.up() {
+	if srv := r.srv.Load(); srv != nil && r.term.Load() != nil && r.up() {
 		req.Available = true
 		req.ServerAddrs = []string{
 			net.JoinHostPort(r.cfg.AdvertiseGRPC, server.Port(srv.GRPCAddr())),
@@ -760,7 +835,7 @@ func (r *Role) report(force bool) {
 				if req.Services == nil {
 					req.Services = map[string]string{}
 				}
-				req.Services[n] = "http://" + httpHost + "/" + n + "/"
+				req.Services[n] = srv.Scheme() + "://" + httpHost + "/" + n + "/"
 			}
 		}
 	}
@@ -776,7 +851,7 @@ func (r *Role) report(force bool) {
 func (r *Role) moduleInfo() []*mgrv1.ModuleInfo {
 	infos := make([]*mgrv1.ModuleInfo, 0, len(r.modules))
 	for _, m := range r.modules {
-		info := &mgrv1.ModuleInfo{Name: m.Name(), CanRun: true}
+		info := &mgrv1.ModuleInfo{Name: m.Name(), CanRun: true, Options: m.Options()}
 		if err := m.CanRun(); err != nil {
 			info.CanRun, info.ErrorString = false, err.Error()
 		}

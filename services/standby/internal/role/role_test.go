@@ -16,7 +16,6 @@ import (
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/services/standby/internal/beacon"
-	"github.com/mgrplane/mgrplane/services/standby/internal/fence"
 	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
 	"github.com/mgrplane/mgrplane/services/standby/internal/server"
 )
@@ -176,17 +175,20 @@ func TestGrant(t *testing.T) {
 			r.fenceTimer = time.NewTimer(time.Hour)
 			t.Cleanup(func() { r.fenceTimer.Stop() })
 			r.fenceTimeout = time.Minute
-			lease := &fence.Lease{}
-			if tc.before > 0 {
-				lease.Extend(now, tc.before)
-			}
-			srv, err := server.New(server.Config{Lease: lease, ActiveEpoch: 5}, nil, testlog.New(t))
+			srv, err := server.New(server.Config{DrainTimeout: 100 * time.Millisecond}, nil, testlog.New(t))
 			if err != nil {
 				t.Fatal(err)
+			}
+			t.Cleanup(srv.Stop)
+			term := srv.Activate(5)
+			lease := term.Lease()
+			if tc.before > 0 {
+				lease.Extend(now, tc.before)
 			}
 			r.gid.Store(7)
 			r.activeEpoch, r.activatedAt = 5, now
 			r.srv.Store(srv)
+			r.term.Store(term)
 			r.setState(StateActivating)
 
 			if err := r.grant(beacon.Result{GID: 7, Sent: tc.sent, Resp: tc.resp}); err != nil {

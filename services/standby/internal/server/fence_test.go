@@ -49,7 +49,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 func TestGateChecksTheLeaseFirst(t *testing.T) {
 	tests := map[string]struct {
 		lease    func(l *fence.Lease, now time.Time)
-		noLease  bool
 		stopped  bool
 		wantMsg  string // "" for served
 		wantHTTP int
@@ -60,11 +59,6 @@ func TestGateChecksTheLeaseFirst(t *testing.T) {
 		},
 		"no lease yet": {
 			lease:    func(*fence.Lease, time.Time) {},
-			wantMsg:  msgNoLease,
-			wantHTTP: http.StatusServiceUnavailable,
-		},
-		"nil lease": {
-			noLease:  true,
 			wantMsg:  msgNoLease,
 			wantHTTP: http.StatusServiceUnavailable,
 		},
@@ -94,21 +88,28 @@ func TestGateChecksTheLeaseFirst(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			clock := newFakeClock()
-			cfg := Config{ActiveEpoch: 9, Now: clock.Now}
-			if !tc.noLease {
-				cfg.Lease = &fence.Lease{}
-				tc.lease(cfg.Lease, clock.Now())
-			}
+			cfg := Config{Now: clock.Now, DrainTimeout: 100 * time.Millisecond}
 			mod := &testModule{name: "alpha"}
 			s, err := New(cfg, []Module{mod}, testlog.New(t))
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(s.Stop)
+			term := s.Activate(9)
+			tc.lease(term.Lease(), clock.Now())
 			s.running["alpha"] = &runningModule{cancel: func() {}, done: make(chan struct{})}
-			s.fenced.Store(tc.stopped)
+			t.Cleanup(func() {
+				s.mu.Lock()
+				delete(s.running, "alpha")
+				s.mu.Unlock()
+			})
+			term.fenced.Store(tc.stopped)
 
 			var hdr metadata.MD
-			err = s.gate("/grpc.health.v1.Health/Check", func(md metadata.MD) error { hdr = md; return nil })
+			served, err := s.gate("/grpc.health.v1.Health/Check", func(md metadata.MD) error { hdr = md; return nil })
+			if served != nil {
+				served.inflight.leave()
+			}
 			if tc.wantMsg == "" {
 				if err != nil {
 					t.Errorf("gate = %v, want nil", err)
@@ -175,10 +176,10 @@ func clockLate(srv any, ctx context.Context, dec func(any) error, icpt grpc.Unar
 // an answer computed across the lease's end is refused too.
 func TestLeaseLapseRefuses(t *testing.T) {
 	clock := newFakeClock()
-	lease := &fence.Lease{}
-	lease.Extend(clock.Now(), time.Second)
 	mod := &clockModule{testModule: testModule{name: "alpha"}, clock: clock, by: 600 * time.Millisecond}
-	s := startServerWith(t, Config{Lease: lease, Now: clock.Now}, mod)
+	s := startStandby(t, Config{Now: clock.Now}, mod)
+	lease := s.Activate(42).Lease()
+	lease.Extend(clock.Now(), time.Second)
 	s.SetEnabled([]string{"alpha"})
 	base := "http://" + s.HTTPAddr().String()
 	conn, err := grpc.NewClient(s.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -22,8 +22,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
-
-	"github.com/mgrplane/mgrplane/services/standby/internal/fence"
 )
 
 func TestMain(m *testing.M) {
@@ -33,10 +31,11 @@ func TestMain(m *testing.M) {
 // testModule serves GET /<name>/slow (which blocks until the request ends)
 // and GET /<name>/{$}; run decides how Run behaves.
 type testModule struct {
-	name     string
-	run      func(ctx context.Context) error
-	register func(r *Registrar)
-	runs     atomic.Int32
+	name      string
+	run       func(ctx context.Context) error
+	register  func(r *Registrar)
+	runs      atomic.Int32
+	onStandby bool
 }
 
 func (m *testModule) Name() string { return m.name }
@@ -54,6 +53,8 @@ func (m *testModule) Register(r *Registrar) {
 	}))
 }
 
+func (m *testModule) OnStandby() bool { return m.onStandby }
+
 func (m *testModule) Run(ctx context.Context) error {
 	m.runs.Add(1)
 	if m.run != nil {
@@ -63,25 +64,27 @@ func (m *testModule) Run(ctx context.Context) error {
 	return nil
 }
 
+// startServer starts a server in a term at active epoch 42 whose lease
+// holds for an hour.
 func startServer(t *testing.T, mods ...Module) *Server {
 	t.Helper()
-	lease := &fence.Lease{}
-	lease.Extend(time.Now(), time.Hour)
-	return startServerWith(t, Config{Lease: lease}, mods...)
+	s := startStandby(t, Config{}, mods...)
+	s.Activate(42).Lease().Extend(time.Now(), time.Hour)
+	return s
 }
 
-// startServerWith starts a server with cfg's Lease and Now and test values
-// for the rest.
-func startServerWith(t *testing.T, cfg Config, mods ...Module) *Server {
+// startStandby starts a server with cfg's Now, StandbyHTTPStatus and
+// Active and test values for the rest, outside any term.
+func startStandby(t *testing.T, cfg Config, mods ...Module) *Server {
 	t.Helper()
 	s, err := New(Config{
-		Lease:          cfg.Lease,
-		Now:            cfg.Now,
-		GRPCAddr:       "127.0.0.1:0",
-		HTTPAddr:       "127.0.0.1:0",
-		ActiveEpoch:    42,
-		DrainTimeout:   100 * time.Millisecond,
-		ModuleStopWarn: time.Second,
+		Now:               cfg.Now,
+		GRPCAddr:          "127.0.0.1:0",
+		HTTPAddr:          "127.0.0.1:0",
+		DrainTimeout:      100 * time.Millisecond,
+		ModuleStopWarn:    time.Second,
+		StandbyHTTPStatus: cfg.StandbyHTTPStatus,
+		Active:            cfg.Active,
 	}, mods, testlog.New(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
