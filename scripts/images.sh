@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the image mgrplane:dev (deploy/docker/Dockerfile, FROM scratch) from
 # static binaries built here, and prints the size of each binary and of the
-# image. No image is pulled. IMAGE overrides the tag.
+# image. No image is pulled. IMAGE overrides the tag; BIN_OUT, when set, is
+# a directory that receives a copy of the three binaries (the compose test
+# runs that mgrctl).
 #   scripts/images.sh            # or: make images
-#   IMAGE=mgrplane:test scripts/images.sh
+#   IMAGE=mgrplane:test BIN_OUT=/tmp/bin scripts/images.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE=${IMAGE:-mgrplane:dev}
@@ -19,6 +21,10 @@ cp deploy/docker/Dockerfile "$ctx/Dockerfile"
 if ! docker build --quiet --tag "$IMAGE" "$ctx" >"$ctx/build.log" 2>&1; then
   cat "$ctx/build.log" >&2
   exit 1
+fi
+if [ -n "${BIN_OUT:-}" ]; then
+  mkdir -p "$BIN_OUT"
+  cp "$ctx"/bin/monsim "$ctx"/bin/standby "$ctx"/bin/mgrctl "$BIN_OUT"/
 fi
 mib() { awk -v b="$1" 'BEGIN { printf "%6.1f MiB", b / 1048576 }'; }
 for b in monsim standby mgrctl; do

@@ -175,7 +175,7 @@ func TestRenderedObjectsAreValidAndConsistent(t *testing.T) {
 		t.Errorf("mgrplane.env: the monitor would refuse its timings: %v", err)
 	}
 
-	t.Run("monsim", func(t *testing.T) { checkMonsim(t, o, mon, beacon) })
+	t.Run("monsim", func(t *testing.T) { checkMonsim(t, o, mon, env) })
 	t.Run("mgr", func(t *testing.T) { checkManagers(t, o, mgr, env, beacon, grace) })
 
 	// The budget keeps a quorum of monitors through voluntary disruptions.
@@ -224,7 +224,7 @@ func TestRenderedObjectsAreValidAndConsistent(t *testing.T) {
 	}
 }
 
-func checkMonsim(t *testing.T, o *objects, mon *appsv1.StatefulSet, beacon time.Duration) {
+func checkMonsim(t *testing.T, o *objects, mon *appsv1.StatefulSet, env map[string]string) {
 	svc := o.services[mon.Spec.ServiceName]
 	if svc == nil || svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses {
 		t.Fatalf("statefulset monsim: service %q must be headless and publish not-ready addresses (peers resolve before a quorum is ready): %+v", mon.Spec.ServiceName, svc)
@@ -266,7 +266,6 @@ func checkMonsim(t *testing.T, o *objects, mon *appsv1.StatefulSet, beacon time.
 		t.Errorf("monsim --data-dir %q is not on the volume claim template data", args["data-dir"])
 	}
 	// The managers and mgrctl find the monitors at the same names.
-	env := sharedEnv(t, o)
 	var monitors []string
 	for i := range replicas {
 		monitors = append(monitors, fmt.Sprintf("%s-%d.%s:%d", mon.Name, i, svc.Name, grpc.ContainerPort))

@@ -57,6 +57,7 @@ type cluster struct {
 	targets  []chaos.Target
 	prober   *chaos.Prober
 	changes  []string // modules enabled by acknowledged writes, in order
+	cut      string   // the monitor cut off the network, tried last; "" when none
 	watch    *watcher
 }
 
@@ -77,10 +78,10 @@ func TestComposeClusterSurvivesFaults(t *testing.T) {
 
 	// 1. docker kill the active manager's container: the monitor sees its
 	// connection close and nothing listening, and promotes at once.
-	active := c.stat(c.monList("")).GetActiveName()
+	active := c.stat(c.monList(c.cut)).GetActiveName()
 	c.docker("kill", c.container("mgr-"+active))
 	c.settle("kill the active "+active, 2)
-	if got := c.stat(c.monList("")).GetActiveName(); got == active {
+	if got := c.stat(c.monList(c.cut)).GetActiveName(); got == active {
 		t.Fatalf("after docker kill of %s's container it is still the active", active)
 	}
 	c.write("kill")
@@ -94,11 +95,13 @@ func TestComposeClusterSurvivesFaults(t *testing.T) {
 	network := c.project + "_default"
 	leaderCtr := c.container(leader)
 	c.docker("network", "disconnect", network, leaderCtr)
+	c.cut = leader
 	c.waitLeaderOtherThan(leader)
 	c.settle("disconnect the monitor leader "+leader, 3)
 	c.write("disconnect")
 	c.docker("network", "connect", "--alias", leader, network, leaderCtr)
 	c.waitMonitorCaughtUp(leader)
+	c.cut = ""
 
 	// 3. Restart a monitor (the current leader): its data survives in its
 	// volume, the epochs go on.
@@ -151,20 +154,22 @@ func newCluster(t *testing.T, composeCmd []string) *cluster {
 	image := "mgrplane:" + project
 	c := &cluster{t: t, compose: composeCmd, root: root, project: project, monAddrs: map[string]string{}}
 
-	bins, err := chaos.BuildBinaries(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.mgrctl = bins.Mgrctl
-	// The image of this tree, under a tag of this run.
+	// The image of this tree, under a tag of this run, and mgrctl from the
+	// same build.
+	binDir := t.TempDir()
 	build := exec.CommandContext(ctx, filepath.Join(root, "scripts", "images.sh"))
 	build.Dir = root
-	build.Env = append(os.Environ(), "IMAGE="+image)
+	build.Env = append(os.Environ(), "IMAGE="+image, "BIN_OUT="+binDir)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("scripts/images.sh: %v\n%s", err, out)
 	} else {
 		t.Logf("built %s:\n%s", image, out)
 	}
+	bins, err := chaos.BinariesIn(binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mgrctl = bins.Mgrctl
 	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", image).Run() })
 
 	ports := freePorts(t, 9)
@@ -383,7 +388,7 @@ func (c *cluster) settle(step string, wantManagers int) {
 	var m *mgrv1.MgrMap
 	for {
 		var r mgrv1.MgrMap
-		err := c.ctl(c.monList(""), &r, "dump")
+		err := c.ctl(c.monList(c.cut), &r, "dump")
 		m = &r
 		if err == nil && m.GetAvailable() && m.GetActiveGid() != 0 && 1+len(m.GetStandbys()) == wantManagers &&
 			slices.ContainsFunc(c.prober.Answers(from), func(a chaos.Answer) bool {
@@ -416,7 +421,7 @@ func (c *cluster) write(step string) {
 	var r mgrv1.EnableModuleResponse
 	deadline := time.Now().Add(settleTimeout)
 	for {
-		err := c.ctl(c.monList(""), &r, "module", "enable", "--force", name)
+		err := c.ctl(c.monList(c.cut), &r, "module", "enable", "--force", name)
 		if err == nil {
 			break
 		}
@@ -450,7 +455,7 @@ func (c *cluster) startWatch(avoid string) {
 func (c *cluster) checkHistory() {
 	c.t.Helper()
 	var r mgrv1.MgrMap
-	if err := c.ctl(c.monList(""), &r, "dump"); err != nil {
+	if err := c.ctl(c.monList(c.cut), &r, "dump"); err != nil {
 		c.t.Fatal(err)
 	}
 	now := r.GetEpoch()
@@ -473,7 +478,7 @@ func (c *cluster) checkHistory() {
 		}
 	}
 	var h mgrv1.ListHistoryResponse
-	if err := c.ctl(c.monList(""), &h, "history"); err != nil {
+	if err := c.ctl(c.monList(c.cut), &h, "history"); err != nil {
 		c.t.Fatal(err)
 	}
 	for i, e := range h.GetEntries() {
