@@ -173,7 +173,7 @@ func newCluster(t *testing.T, composeCmd []string) *cluster {
 	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", image).Run() })
 
 	ports := freePorts(t, 9)
-	c.env = append(os.Environ(), "MGRPLANE_IMAGE="+image, "COMPOSE_PROJECT_NAME="+project)
+	c.env = append(os.Environ(), "MGRPLANE_IMAGE="+image)
 	for i, mon := range monitors {
 		c.env = append(c.env, fmt.Sprintf("MGRPLANE_PORT_%s=%d", strings.ToUpper(mon), ports[i]))
 		c.monAddrs[mon] = fmt.Sprintf("127.0.0.1:%d", ports[i])
