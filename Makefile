@@ -9,7 +9,10 @@ FUZZTIME ?= 20s
 # Rounds of random faults in `make chaos`.
 ROUNDS ?= 20
 
-.PHONY: all deps build run test test-short e2e bench chaos fuzz generate lint check-generated fmt vet clean
+# Tag of the image `make images` builds (compose uses mgrplane:dev).
+IMAGE ?= mgrplane:dev
+
+.PHONY: all deps build images run test test-short e2e bench chaos fuzz generate lint check-generated fmt vet clean
 
 all: build
 
@@ -19,6 +22,11 @@ deps:
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+
+## images: the image $(IMAGE) FROM scratch with monsim, standby and mgrctl
+## (static binaries built here, nothing pulled); prints the sizes.
+images:
+	GO=$(GO) IMAGE=$(IMAGE) ./scripts/images.sh
 
 ## run: build and start one monsim and three standbys (x, y, z) on 127.0.0.1.
 run: build

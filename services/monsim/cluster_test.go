@@ -29,16 +29,25 @@ func freeAddrs(t testing.TB, n int) []string {
 // startQuorum starts three monitors with the same peers list and waits
 // until every one is ready.
 func startQuorum(t *testing.T) ([]*testMonitor, []Config) {
+	return startQuorumAdvertising(t, func(addr string) string { return addr })
+}
+
+// startQuorumAdvertising starts three monitors, each listening on a loopback
+// address and known to its peers as advertise(listen address).
+func startQuorumAdvertising(t *testing.T, advertise func(addr string) string) ([]*testMonitor, []Config) {
 	t.Helper()
 	addrs := freeAddrs(t, 3)
 	var peers []string
 	for i, a := range addrs {
-		peers = append(peers, fmt.Sprintf("m%d=%s", i+1, a))
+		peers = append(peers, fmt.Sprintf("m%d=%s", i+1, advertise(a)))
 	}
 	var cfgs []Config
 	for i, a := range addrs {
 		cfg := testConfig(t)
 		cfg.Addr, cfg.NodeID, cfg.Peers = a, fmt.Sprintf("m%d", i+1), peers
+		if adv := advertise(a); adv != a {
+			cfg.AdvertiseAddr = adv
+		}
 		cfg.Tick = 50 * time.Millisecond
 		cfgs = append(cfgs, cfg)
 	}
@@ -134,4 +143,48 @@ func waitEpoch(t *testing.T, m *testMonitor, epoch uint64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("monitor never reached epoch %d", epoch)
+}
+
+// TestQuorumUsesTheAdvertisedAddress: followers learn the leader's address
+// from raft's messages, and forward writes to it. It must be the leader's
+// --advertise-addr, not its listen address (in a container that is
+// 0.0.0.0:6789, which names the follower itself).
+func TestQuorumUsesTheAdvertisedAddress(t *testing.T) {
+	advertise := func(addr string) string {
+		_, port, _ := net.SplitHostPort(addr)
+		return net.JoinHostPort("localhost", port)
+	}
+	mons, cfgs := startQuorumAdvertising(t, advertise)
+	leader := -1
+	for i, m := range mons {
+		if m.srv.leading.Load() {
+			leader = i
+		}
+	}
+	if leader < 0 {
+		t.Fatal("no leader")
+	}
+	want := advertise(cfgs[leader].Addr)
+	for i, m := range mons {
+		if i == leader {
+			continue
+		}
+		id, addr := m.srv.node.Leader()
+		if id != cfgs[leader].NodeID || addr != want {
+			t.Errorf("monitor %s knows the leader as %s at %q; want %s at %q (its advertised address)", cfgs[i].NodeID, id, addr, cfgs[leader].NodeID, want)
+		}
+		// A write through the follower reaches the leader at that address.
+		m.join(t, fmt.Sprintf("via-%s", cfgs[i].NodeID))
+	}
+	st, err := mons[leader].admin.GetQuorumStatus(context.Background(), &mgrv1.GetQuorumStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mb := range st.GetMembers() {
+		for i, c := range cfgs {
+			if c.NodeID == mb.GetId() && mb.GetAddress() != advertise(cfgs[i].Addr) {
+				t.Errorf("member %s listed at %q; want %q", mb.GetId(), mb.GetAddress(), advertise(cfgs[i].Addr))
+			}
+		}
+	}
 }

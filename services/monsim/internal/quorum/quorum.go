@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -155,6 +156,9 @@ func Open(cfg Config, stream raft.StreamLayer, onMap func(*mgrv1.MgrMap), logger
 	rc.LeaderLeaseTimeout = 250 * time.Millisecond
 	var trans raft.Transport
 	if stream != nil {
+		if cfg.Advertise != "" {
+			stream = advertisedStream{StreamLayer: stream, addr: advertisedAddr(cfg.Advertise)}
+		}
 		trans = raft.NewNetworkTransportWithLogger(stream, 3, 5*time.Second, logger.Named("transport"))
 	} else {
 		_, trans = raft.NewInmemTransport(raft.ServerAddress(cmp.Or(cfg.Advertise, cfg.NodeID)))
@@ -338,3 +342,22 @@ func (n *Node) Close() error {
 	}
 	return err
 }
+
+// advertisedStream reports the advertised address as its own. raft takes a
+// transport's local address from its stream layer's Addr and sends it in
+// every AppendEntries and RequestVote: followers learn the leader's address
+// from it and forward writes there. The listener's address is wrong for
+// that when the monitor listens on all interfaces (0.0.0.0:6789 in a
+// container) or behind an address others cannot dial.
+type advertisedStream struct {
+	raft.StreamLayer
+	addr advertisedAddr
+}
+
+func (s advertisedStream) Addr() net.Addr { return s.addr }
+
+// advertisedAddr is a host:port as peers dial it.
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
