@@ -10,10 +10,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/mgrplane/mgrplane/internal/cli"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/internal/version"
 	"github.com/mgrplane/mgrplane/services/monsim"
 )
@@ -31,6 +33,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "creds" {
+		return runCreds(args[1:], stdout, stderr)
+	}
 	cfg := monsim.DefaultConfig()
 	fs := flag.NewFlagSet("monsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -53,11 +58,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "how often the leader looks for silent managers")
 	fs.IntVar(&cfg.HistoryLimit, "history", cfg.HistoryLimit, "how many maps to keep for dump --epoch and watch resume")
 	fs.IntVar(&cfg.WatchMaxLag, "watch-max-lag", cfg.WatchMaxLag, "how many maps a watcher may fall behind before it is cut off")
+	credsDir := fs.String("creds", "", "creds dir: CA, monitor certificate and keyring (default DATA_DIR/creds, made on first start)")
+	fs.StringVar(&cfg.AuditLog, "audit-log", cfg.AuditLog, "append the audit log (admin commands, joins, leaves, refusals) to this file as JSON lines (default: the log, as monsim.audit)")
+	fs.IntVar(&cfg.MaxMsgSize, "max-msg-size", cfg.MaxMsgSize, "largest request accepted, in bytes (4096 to 67108864)")
+	fs.Float64Var(&cfg.AuthRate, "auth-rate", cfg.AuthRate, "authenticate calls per second allowed per peer address")
+	fs.IntVar(&cfg.AuthBurst, "auth-burst", cfg.AuthBurst, "authenticate calls a peer may make at once above the rate")
+	fs.Float64Var(&cfg.BeaconRate, "beacon-rate", cfg.BeaconRate, "beacons per second allowed per peer address")
+	fs.IntVar(&cfg.BeaconBurst, "beacon-burst", cfg.BeaconBurst, "beacons a peer may send at once above the rate")
+	fs.IntVar(&cfg.MaxWatches, "max-watches", cfg.MaxWatches, "watch streams one entity may hold open")
 	var logFlags cli.LogFlags
 	logFlags.Register(fs)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: monsim [flags]\n\nThe mgrplane monitor. Every flag can also be set with the environment\nvariable MGRPLANE_<FLAG> (e.g. MGRPLANE_DATA_DIR).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: monsim [flags]\n       monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]\n\nThe mgrplane monitor. Every flag can also be set with the environment\nvariable MGRPLANE_<FLAG> (e.g. MGRPLANE_DATA_DIR).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.SetFromEnv(fs, getenv); err != nil {
@@ -77,15 +90,58 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	dir := *credsDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "creds")
+	}
+	if !creds.Exists(dir) {
+		if err := creds.Init(dir, creds.InitOptions{}); err != nil {
+			return err
+		}
+		logger.Info("made a new CA, certificates and keyring (client.admin)", "creds", dir)
+	}
+	if cfg.Creds, err = creds.LoadMonitor(dir); err != nil {
+		return err
+	}
 	srv, err := monsim.New(cfg, logger)
 	if err != nil {
 		return err
 	}
-	logger.Info("monitor listening", "addr", srv.Addr(), "data_dir", cfg.DataDir, "version", version.Version)
+	logger.Info("monitor listening", "addr", srv.Addr(), "data_dir", cfg.DataDir, "creds", dir, "version", version.Version)
 	if err := srv.Run(ctx); err != nil {
 		return err
 	}
 	logger.Info("stopped")
+	return nil
+}
+
+// runCreds is `monsim creds init`: a new creds dir.
+func runCreds(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "init" {
+		return fmt.Errorf("usage: monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]")
+	}
+	fs := flag.NewFlagSet("monsim creds init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "directory to write ca.crt, ca.key, mon.crt, mon.key, mgr.crt, mgr.key and keyring to (required)")
+	var o creds.InitOptions
+	fs.Func("host", "names and IPs to put in the certificates beside 127.0.0.1, localhost and ::1 (comma-separated)", func(v string) error {
+		o.Hosts = append(o.Hosts, splitList(v)...)
+		return nil
+	})
+	fs.Func("mgr", "managers to give an entity mgr.NAME with caps mgr in the keyring (comma-separated)", func(v string) error {
+		o.Managers = append(o.Managers, splitList(v)...)
+		return nil
+	})
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		return fmt.Errorf("usage: monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]")
+	}
+	if err := creds.Init(*dir, o); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote a CA, monitor and manager certificates and a keyring to %s\n", *dir)
 	return nil
 }
 

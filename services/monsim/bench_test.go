@@ -179,6 +179,7 @@ func benchConfig(b *testing.B) Config {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = b.TempDir()
+	cfg.Insecure = true
 	return cfg
 }
 

@@ -92,6 +92,7 @@ func testConfig(t *testing.T) Config {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	cfg.Insecure = true
 	return cfg
 }
 
