@@ -30,10 +30,10 @@ type Mux struct {
 	// serverTLS and clientTLS protect raft connections after the magic:
 	// mutual TLS between monitors. nil: plaintext (tests).
 	serverTLS, clientTLS *tls.Config
-	grpc   *chanListener
-	raft   *chanListener
-	logger hclog.Logger
-	wg     sync.WaitGroup
+	grpc                 *chanListener
+	raft                 *chanListener
+	logger               hclog.Logger
+	wg                   sync.WaitGroup
 	// conns are the raft connections, accepted and dialed: raft does not
 	// close them on shutdown, so the mux does.
 	mu     sync.Mutex
@@ -61,10 +61,10 @@ func NewMux(ln net.Listener, logger hclog.Logger, serverTLS, clientTLS *tls.Conf
 		ln:        ln,
 		serverTLS: serverTLS,
 		clientTLS: clientTLS,
-		grpc:   newChanListener(ln.Addr()),
-		raft:   newChanListener(ln.Addr()),
-		logger: logger.Named("mux"),
-		conns:  map[net.Conn]struct{}{},
+		grpc:      newChanListener(ln.Addr()),
+		raft:      newChanListener(ln.Addr()),
+		logger:    logger.Named("mux"),
+		conns:     map[net.Conn]struct{}{},
 	}
 }
 
