@@ -81,7 +81,7 @@ func (e *env) keyring(resp proto.Message, en *mgrv1.AuthEntity) error {
 
 // runAuthAdd is `mgrctl auth add NAME [--caps CAPS]`.
 func runAuthAdd(ctx context.Context, e *env, c *cmdline) error {
-	capsFlag := c.fs.String("caps", "", "caps: mgr, read, admin, comma-separated (default mgr for mgr.*, read otherwise)")
+	capsFlag := c.fs.String("caps", "", "caps: mgr, read, admin, comma-separated (default mgr,read for mgr.*, read otherwise)")
 	pos, err := c.parse([]string{"NAME"}, nil)
 	if err != nil {
 		return err
@@ -93,7 +93,7 @@ func runAuthAdd(ctx context.Context, e *env, c *cmdline) error {
 	if v == "" {
 		v = creds.CapRead
 		if creds.ManagerName(pos[0]) != "" {
-			v = creds.CapMgr
+			v = creds.CapMgr + "," + creds.CapRead
 		}
 	}
 	caps, err := creds.ParseCaps(v)

@@ -96,7 +96,7 @@ func commands() []command {
 		{"quorum remove", "ID", "Remove the monitor ID from the quorum.", runQuorumRemove},
 		{"auth ls", "", "List the entities and their caps (never their keys).", runAuthLs},
 		{"auth get", "NAME", "Print an entity's keyring section, with its key.", runAuthGet},
-		{"auth add", "NAME [--caps CAPS]", "Add an entity with a new key (caps: mgr, read, admin; default mgr for mgr.*, read otherwise).", runAuthAdd},
+		{"auth add", "NAME [--caps CAPS]", "Add an entity with a new key (caps: mgr, read, admin; default mgr,read for mgr.*, read otherwise).", runAuthAdd},
 		{"auth rm", "NAME", "Remove an entity.", runAuthRm},
 		{"auth caps", "NAME CAPS", "Replace an entity's caps (comma-separated).", runAuthCaps},
 		{"auth rotate", "NAME [--finish]", "Start a key rotation (both keys work), or finish it (only the new one).", runAuthRotate},

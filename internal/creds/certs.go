@@ -113,7 +113,7 @@ func Init(dir string, o InitOptions) error {
 	}
 	es := []Entity{{Name: "client.admin", Key: NewKey(), Caps: []string{CapAdmin}}}
 	for _, m := range o.Managers {
-		es = append(es, Entity{Name: "mgr." + m, Key: NewKey(), Caps: []string{CapMgr}})
+		es = append(es, Entity{Name: "mgr." + m, Key: NewKey(), Caps: []string{CapMgr, CapRead}})
 	}
 	return WriteFile(filepath.Join(dir, KeyringFile), FormatKeyring(es), 0o600)
 }

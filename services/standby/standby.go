@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
 	"github.com/mgrplane/mgrplane/services/standby/internal/role"
 	"github.com/mgrplane/mgrplane/services/standby/internal/server"
@@ -65,6 +66,8 @@ type Standby struct {
 	ran     atomic.Bool
 	// mon is the monitor client while Run runs.
 	mon atomic.Pointer[monclient.Client]
+	// dial carries the TLS and per-call credentials to the monitors.
+	dial []grpc.DialOption
 }
 
 // New checks cfg and the modules and returns a manager carrying them and the
@@ -78,6 +81,25 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 		log = hclog.NewNullLogger()
 	}
 	s := &Standby{cfg: cfg, log: log, started: time.Now()}
+	serverTLS := cfg.TLS
+	if !cfg.Insecure {
+		entity := cfg.Entity
+		if entity == "" {
+			entity = "mgr." + cfg.Name
+		}
+		cc, err := creds.LoadClient(cfg.CredsDir, cfg.Keyring, entity)
+		if err != nil {
+			return nil, fmt.Errorf("credentials: %w", err)
+		}
+		s.dial = cc.DialOptions()
+		if serverTLS == nil {
+			m, err := creds.LoadManager(cfg.CredsDir)
+			if err != nil {
+				return nil, fmt.Errorf("manager certificate: %w", err)
+			}
+			serverTLS = m.TLS
+		}
+	}
 
 	all := append([]Module{statusModule{s: s}}, modules...)
 	seen := map[string]bool{}
@@ -119,6 +141,7 @@ func New(cfg Config, modules ...Module) (*Standby, error) {
 		AlwaysRun:     []string{StatusModule},
 		DrainTimeout:  drainTimeout,
 		LeaveTimeout:  leaveTimeout,
+		TLS:           serverTLS,
 	}, rmods, log)
 	return s, nil
 }
@@ -154,7 +177,7 @@ func (s *Standby) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("standby: Run called twice")
 	}
-	mon, err := monclient.New(s.cfg.Monitors, s.log.Named("monclient"))
+	mon, err := monclient.New(s.cfg.Monitors, s.log.Named("monclient"), s.dial...)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ package role
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -125,6 +126,8 @@ type Config struct {
 	DrainTimeout time.Duration
 	// LeaveTimeout bounds the Leave call on shutdown.
 	LeaveTimeout time.Duration
+	// TLS is the server TLS of the manager's listeners; nil: plaintext.
+	TLS *tls.Config
 }
 
 // Role runs one manager. Its accessors are safe for concurrent use; Run is
@@ -397,6 +400,7 @@ func (r *Role) activate(m *mgrv1.MgrMap) error {
 		ActiveEpoch:    m.GetActiveEpoch(),
 		DrainTimeout:   r.cfg.DrainTimeout,
 		ModuleStopWarn: r.cfg.DrainTimeout,
+		TLS:            r.cfg.TLS,
 	}, mods, r.log.Named("server"))
 	if err == nil {
 		err = srv.Start()
@@ -725,12 +729,16 @@ func (r *Role) report(force bool) {
 			net.JoinHostPort(r.cfg.AdvertiseHTTP, server.Port(srv.HTTPAddr())),
 		}
 		httpHost := net.JoinHostPort(r.cfg.AdvertiseHTTP, server.Port(srv.HTTPAddr()))
+		scheme := "http"
+		if r.cfg.TLS != nil {
+			scheme = "https"
+		}
 		for _, n := range srv.Running() {
 			if srv.HasHTTP(n) {
 				if req.Services == nil {
 					req.Services = map[string]string{}
 				}
-				req.Services[n] = "http://" + httpHost + "/" + n + "/"
+				req.Services[n] = scheme + "://" + httpHost + "/" + n + "/"
 			}
 		}
 	}

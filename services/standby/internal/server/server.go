@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -66,6 +68,9 @@ type Config struct {
 	// DrainTimeout bounds GracefulStop and HTTP Shutdown; then connections
 	// are closed.
 	DrainTimeout time.Duration
+	// TLS is the server TLS for the gRPC and HTTP listeners; nil means
+	// plaintext.
+	TLS *tls.Config
 	// ModuleStopWarn is how long Stop waits for a module's Run to return
 	// before it logs a warning (it goes on waiting).
 	ModuleStopWarn time.Duration
@@ -123,9 +128,14 @@ func New(cfg Config, modules []Module, log hclog.Logger) (*Server, error) {
 		running:     make(map[string]*runningModule),
 		failed:      make(map[string]bool),
 	}
+	var extra []grpc.ServerOption
+	if cfg.TLS != nil {
+		extra = append(extra, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
 	s.grpc, s.health = rpcserver.New(log.Named("grpc"), rpcserver.Options{
 		Unary:  []grpc.UnaryServerInterceptor{s.unaryGate},
 		Stream: []grpc.StreamServerInterceptor{s.streamGate},
+		Extra:  extra,
 	})
 
 	mux := http.NewServeMux()
@@ -222,7 +232,12 @@ func (s *Server) Start() error {
 	go func() {
 		defer s.serving.Done()
 		// Serve returns http.ErrServerClosed after Shutdown or Close.
-		if err := s.http.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return s.http.Serve(hl) }
+		if s.cfg.TLS != nil {
+			s.http.TLSConfig = s.cfg.TLS
+			serve = func() error { return s.http.ServeTLS(hl, "", "") }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("HTTP server failed", "addr", hl.Addr().String(), "error", err)
 		}
 	}()
