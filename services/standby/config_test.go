@@ -39,11 +39,15 @@ func TestConfigValidate(t *testing.T) {
 		"reconnect min zero":      {change: func(c *Config) { c.ReconnectMin = 0 }, want: "ReconnectMin 0s: must be between 1ms and 5m0s"},
 		"reconnect max below min": {change: func(c *Config) { c.ReconnectMax = time.Millisecond }, want: "ReconnectMax 1ms: must be between ReconnectMin (50ms) and 5m0s"},
 		"reconnect max too long":  {change: func(c *Config) { c.ReconnectMax = time.Hour }, want: "ReconnectMax 1h0m0s"},
+		"secure without creds":    {change: func(c *Config) { c.Insecure = false }, want: "CredsDir: required"},
+		"secure with creds":       {change: func(c *Config) { c.Insecure, c.CredsDir = false, "/etc/mgrplane" }},
+		"bad entity":              {change: func(c *Config) { c.Entity = "osd.1" }, want: "Entity: invalid credentials: entity \"osd.1\": must be mgr.ID or client.ID"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Name = "x"
+			cfg.Insecure = true
 			tc.change(&cfg)
 			err := cfg.Validate()
 			if tc.want == "" {
