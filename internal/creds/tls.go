@@ -84,6 +84,8 @@ type Monitor struct {
 	RaftServerTLS *tls.Config
 	// Keyring seeds the replicated keyring when the cluster has none.
 	Keyring []Entity
+	// CAPool is the cluster CA.
+	CAPool *x509.CertPool
 }
 
 // LoadMonitor reads a monitor's creds dir.
@@ -126,6 +128,7 @@ func LoadMonitor(dir string) (*Monitor, error) {
 			VerifyConnection: verifyMonitor(pool, x509.ExtKeyUsageClientAuth),
 		},
 		Keyring: kr,
+		CAPool:  pool,
 	}, nil
 }
 

@@ -346,19 +346,21 @@ func (g *guard) authenticate(ctx context.Context) (identity, error) {
 	if err != nil {
 		return identity{}, status.Errorf(codes.Unauthenticated, "malformed token: %v", err)
 	}
+	// A refused caller is audited under the entity it claimed.
+	claimed := identity{entity: tok.Entity}
 	if err := tok.Fresh(g.now()); err != nil {
-		return identity{}, status.Error(codes.Unauthenticated, err.Error())
+		return claimed, status.Error(codes.Unauthenticated, err.Error())
 	}
 	auth := g.s.node.State().GetAuth()
 	if len(auth) == 0 {
-		return identity{}, status.Error(codes.Unavailable, "the monitor has no keyring yet (starting up); retry shortly")
+		return claimed, status.Error(codes.Unavailable, "the monitor has no keyring yet (starting up); retry shortly")
 	}
 	e, ok := auth[tok.Entity]
 	if !ok {
-		return identity{}, status.Errorf(codes.Unauthenticated, "unknown entity %s", tok.Entity)
+		return claimed, status.Errorf(codes.Unauthenticated, "unknown entity %s", tok.Entity)
 	}
 	if !tok.Verify(e.GetKey()) && (e.GetPendingKey() == "" || !tok.Verify(e.GetPendingKey())) {
-		return identity{}, status.Errorf(codes.Unauthenticated, "wrong key for entity %s", tok.Entity)
+		return claimed, status.Errorf(codes.Unauthenticated, "wrong key for entity %s", tok.Entity)
 	}
 	return identity{entity: e.GetName(), caps: e.GetCaps(), monitor: monitor}, nil
 }
