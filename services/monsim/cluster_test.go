@@ -8,6 +8,8 @@ import (
 	"time"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -35,9 +37,13 @@ func startQuorum(t *testing.T) ([]*testMonitor, []Config) {
 	for i, a := range addrs {
 		peers = append(peers, fmt.Sprintf("m%d=%s", i+1, a))
 	}
+	// One creds dir for the quorum: raft and forwarded calls are mutual TLS
+	// with its monitor certificate, callers are client.admin.
+	secure := secureConfig(t)
 	var cfgs []Config
 	for i, a := range addrs {
 		cfg := testConfig(t)
+		cfg.Insecure, cfg.Creds = false, secure.Creds
 		cfg.Addr, cfg.NodeID, cfg.Peers = a, fmt.Sprintf("m%d", i+1), peers
 		cfg.Tick = 50 * time.Millisecond
 		cfgs = append(cfgs, cfg)
@@ -60,7 +66,7 @@ func startQuorum(t *testing.T) ([]*testMonitor, []Config) {
 }
 
 func TestQuorumServesFromAnyMonitorAndSurvivesLeaderLoss(t *testing.T) {
-	mons, _ := startQuorum(t)
+	mons, cfgs := startQuorum(t)
 	ctx := context.Background()
 	leader := -1
 	for i, m := range mons {
@@ -85,6 +91,21 @@ func TestQuorumServesFromAnyMonitorAndSurvivesLeaderLoss(t *testing.T) {
 		lb.GetManagers()[1].GetLastBeacon().AsTime().IsZero() {
 		t.Fatalf("beacons through a follower: %v %v", lb, err)
 	}
+	// A forwarded call keeps its caller: the leader checks the token again,
+	// so mgr.y cannot use x's gid through a follower either.
+	yc := dialAs(t, follower.srv.Addr(), clientOptions(t, cfgs[0], "mgr.y")...)
+	fsid := follower.current(t).GetFsid()
+	if _, err := yc.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "y"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("mgr.y beaconing with x's gid through a follower: %v, want PermissionDenied", err)
+	}
+	ya, err := yc.mon.Authenticate(ctx, &mgrv1.AuthenticateRequest{Name: "y"})
+	if err != nil {
+		t.Fatalf("mgr.y authenticating through a follower: %v", err)
+	}
+	if _, err := yc.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: ya.GetGid(), Name: "y"}); err != nil {
+		t.Fatalf("mgr.y beaconing with its own gid through a follower: %v", err)
+	}
+	y = ya.GetGid()
 	// Every monitor serves the same map once it has applied it.
 	want := mons[leader].current(t)
 	for i, m := range mons {
