@@ -25,7 +25,7 @@ import (
 // client.ro (read), mgr.x and mgr.y (mgr).
 
 // secureConfig is testConfig with credentials.
-func secureConfig(t *testing.T) Config {
+func secureConfig(t testing.TB) Config {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "creds")
 	if err := creds.Init(dir, creds.InitOptions{Managers: []string{"x", "y"}}); err != nil {
@@ -76,7 +76,7 @@ type clients struct {
 	admin mgrv1.AdminServiceClient
 }
 
-func dialAs(t *testing.T, addr string, opts ...grpc.DialOption) clients {
+func dialAs(t testing.TB, addr string, opts ...grpc.DialOption) clients {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {

@@ -87,7 +87,7 @@ func (tm *testMonitor) stop(t *testing.T) {
 	}
 }
 
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
