@@ -1,9 +1,9 @@
 package mgrmap
 
 import (
-	"slices"
 	"errors"
 	"fmt"
+	"slices"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"google.golang.org/protobuf/proto"
