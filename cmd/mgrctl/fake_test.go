@@ -505,6 +505,11 @@ func startFake(t *testing.T, f *fake, addr string) (string, *grpc.Server) {
 // deadAddr returns a loopback address where nothing listens.
 func deadAddr(t *testing.T) string {
 	t.Helper()
+	return deadAddrTB(t)
+}
+
+func deadAddrTB(t testing.TB) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)

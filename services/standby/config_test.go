@@ -72,3 +72,28 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("DefaultConfig = %+v", cfg)
 	}
 }
+
+// FuzzConfig checks Validate on fuzzed values: it never panics, and what it
+// accepts is within the documented bounds.
+func FuzzConfig(f *testing.F) {
+	f.Add("x", "127.0.0.1:6789", "", "", int64(time.Second), int64(50*time.Millisecond), int64(2*time.Second), "", "127.0.0.1:0", "/creds", false)
+	f.Add("-x", "nowhere", "rack 1", "h:1", int64(-1), int64(0), int64(-5), "osd.1", ":http", "", true)
+	f.Fuzz(func(t *testing.T, name, monitor, zone, host string, period, rmin, rmax int64, entity, grpcAddr, credsDir string, insecure bool) {
+		c := DefaultConfig()
+		c.Name, c.Monitors, c.Zone, c.AdvertiseHost = name, []string{monitor}, zone, host
+		c.BeaconPeriod, c.ReconnectMin, c.ReconnectMax = time.Duration(period), time.Duration(rmin), time.Duration(rmax)
+		c.Entity, c.GRPCAddr, c.CredsDir, c.Insecure = entity, grpcAddr, credsDir, insecure
+		if c.Validate() != nil {
+			return
+		}
+		if len(c.Name) == 0 || len(c.Name) > MaxNameLen || len(c.Zone) > MaxZoneLen || len(c.AdvertiseHost) > MaxHostLen {
+			t.Fatalf("accepted name %q zone %q host %q", c.Name, c.Zone, c.AdvertiseHost)
+		}
+		if c.BeaconPeriod < MinBeaconPeriod || c.BeaconPeriod > MaxBeaconPeriod || c.ReconnectMin > c.ReconnectMax {
+			t.Fatalf("accepted timings %v %v %v", c.BeaconPeriod, c.ReconnectMin, c.ReconnectMax)
+		}
+		if !c.Insecure && c.CredsDir == "" {
+			t.Fatal("accepted a secure config without a creds dir")
+		}
+	})
+}
