@@ -357,11 +357,13 @@ func (c *cluster) startMonitor() {
 	})
 }
 
-// startStandby starts a standby daemon named name on fresh ports.
-func (c *cluster) startStandby(name string) *standbyProc {
+// startStandby starts a standby daemon named name on fresh ports, with
+// extra flags after the harness's.
+func (c *cluster) startStandby(name string, extra ...string) *standbyProc {
 	c.t.Helper()
 	s := &standbyProc{grpcAddr: freeAddr(c.t), httpAddr: freeAddr(c.t)}
 	args := append([]string{"--name", name, "--monitor", c.monAddr, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr}, standbyTimings...)
+	args = append(args, extra...)
 	s.proc = startProc(c.t, c.dir, name, bins.standby, args...)
 	c.standbys[name] = s
 	return s
