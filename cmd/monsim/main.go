@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logFlags.Register(fs)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: monsim [flags]\n       monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]\n\nThe mgrplane monitor. Every flag can also be set with the environment\nvariable MGRPLANE_<FLAG> (e.g. MGRPLANE_DATA_DIR).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: monsim [flags]\n       monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]\n       monsim creds issue --dir DIR --cert mon|mgr [--host H,...]\n\nThe mgrplane monitor. Every flag can also be set with the environment\nvariable MGRPLANE_<FLAG> (e.g. MGRPLANE_DATA_DIR).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.SetFromEnv(fs, getenv); err != nil {
@@ -115,10 +115,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// runCreds is `monsim creds init`: a new creds dir.
+// credsUsage is the synopsis of the creds subcommands.
+const credsUsage = "usage: monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]\n       monsim creds issue --dir DIR --cert mon|mgr [--host H,...]"
+
+// runCreds is `monsim creds init` (a new creds dir) and `monsim creds
+// issue` (a new monitor or manager certificate from the dir's CA, picked up
+// by running servers at their next handshake).
 func runCreds(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "issue" {
+		return runCredsIssue(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "init" {
-		return fmt.Errorf("usage: monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]")
+		return errors.New(credsUsage)
 	}
 	fs := flag.NewFlagSet("monsim creds init", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -136,12 +144,39 @@ func runCreds(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *dir == "" || fs.NArg() > 0 {
-		return fmt.Errorf("usage: monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]")
+		return errors.New(credsUsage)
 	}
 	if err := creds.Init(*dir, o); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote a CA, monitor and manager certificates and a keyring to %s\n", *dir)
+	return nil
+}
+
+func runCredsIssue(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("monsim creds issue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "creds dir holding ca.crt and ca.key (required)")
+	cert := fs.String("cert", "", "which certificate: mon or mgr (required)")
+	var hosts []string
+	fs.Func("host", "names and IPs beside 127.0.0.1, localhost and ::1 (comma-separated)", func(v string) error {
+		hosts = append(hosts, splitList(v)...)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() > 0 || (*cert != creds.MonCN && *cert != creds.MgrCN) {
+		return errors.New(credsUsage)
+	}
+	certFile, keyFile := creds.MonCertFile, creds.MonKeyFile
+	if *cert == creds.MgrCN {
+		certFile, keyFile = creds.MgrCertFile, creds.MgrKeyFile
+	}
+	if err := creds.Issue(*dir, certFile, keyFile, *cert, hosts); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote a new %s and %s to %s\n", certFile, keyFile, *dir)
 	return nil
 }
 

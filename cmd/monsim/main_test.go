@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -152,6 +153,16 @@ func TestCredsInit(t *testing.T) {
 	if got := strings.Join(names, " "); got != "client.admin=admin mgr.x=mgr,read mgr.y=mgr,read" {
 		t.Errorf("keyring entities %q", got)
 	}
+	before, err := os.ReadFile(filepath.Join(dir, creds.MgrCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"creds", "issue", "--dir", dir, "--cert", "mgr", "--host", "mgr2.example"}, env(nil), &out, &out); err != nil {
+		t.Fatalf("creds issue: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, creds.MgrCertFile)); string(after) == string(before) {
+		t.Error("creds issue did not replace mgr.crt")
+	}
 	tests := map[string]struct {
 		args []string
 		want string
@@ -160,6 +171,8 @@ func TestCredsInit(t *testing.T) {
 		"no dir":      {[]string{"creds", "init"}, "usage: monsim creds init"},
 		"no init":     {[]string{"creds"}, "usage: monsim creds init"},
 		"bad manager": {[]string{"creds", "init", "--dir", t.TempDir(), "--mgr", "-x"}, "--mgr"},
+		"issue what":  {[]string{"creds", "issue", "--dir", dir, "--cert", "ca"}, "monsim creds issue"},
+		"issue no CA": {[]string{"creds", "issue", "--dir", t.TempDir(), "--cert", "mgr"}, "no such file"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
