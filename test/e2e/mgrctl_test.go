@@ -52,7 +52,7 @@ func TestMgrctl(t *testing.T) {
 			fmt.Sprintf(`(?m)^%s +\d+ +dashboard,status +[0-9a-f]+$`, standbyNames[1]),
 			`(?m)^status +always-on +yes +-$`,
 			`(?m)^dashboard +off +yes +-$`,
-			fmt.Sprintf(`(?m)^status +http://%s/status/$`, regexp.QuoteMeta(c.standbys[active].httpAddr)),
+			fmt.Sprintf(`(?m)^status +https://%s/status/$`, regexp.QuoteMeta(c.standbys[active].httpAddr)),
 		} {
 			if !regexp.MustCompile(re).MatchString(out) {
 				t.Errorf("mgrctl dump does not match %s:\n%s", re, out)
@@ -80,7 +80,7 @@ func TestMgrctl(t *testing.T) {
 
 	t.Run("services", func(t *testing.T) {
 		out := c.mustMgrctl("services")
-		want := fmt.Sprintf("SERVICE  URL\nstatus   http://%s/status/\n", c.standbys[active].httpAddr)
+		want := fmt.Sprintf("SERVICE  URL\nstatus   https://%s/status/\n", c.standbys[active].httpAddr)
 		if out != want {
 			t.Errorf("mgrctl services = %q, want %q", out, want)
 		}
