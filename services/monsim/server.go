@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/internal/rpcserver"
+	"github.com/mgrplane/mgrplane/internal/runtimemetrics"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/liveness"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/metrics"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
@@ -92,7 +93,7 @@ func New(cfg Config, logger hclog.Logger) (_ *Server, err error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	if err := metrics.RegisterRuntime(reg); err != nil {
+	if err := runtimemetrics.Register(reg); err != nil {
 		hub.Close()
 		return nil, err
 	}

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/runtimemetrics"
 	"github.com/mgrplane/mgrplane/services/standby/internal/metrics"
 	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
 	"github.com/mgrplane/mgrplane/services/standby/internal/role"
@@ -130,7 +131,7 @@ func newStandby(cfg Config, coldStart bool, modules []Module) (*Standby, error) 
 			host: host{s: s, log: modLog.Named(n), name: n, opts: opts}})
 	}
 
-	if err := metrics.RegisterRuntime(s.reg); err != nil {
+	if err := runtimemetrics.Register(s.reg); err != nil {
 		return nil, err
 	}
 	met, err := metrics.New(s.reg, cfg.Name, metricsSource{s: s})

@@ -5,12 +5,10 @@
 package metrics
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Namespace and Subsystem prefix every monitor metric: mgrplane_monitor_*.
@@ -121,20 +119,3 @@ func (m *Monitor) Committed(d time.Duration) { m.commit.Observe(d.Seconds()) }
 
 // Applied records how long the state machine took on one command.
 func (m *Monitor) Applied(d time.Duration) { m.apply.Observe(d.Seconds()) }
-
-// RegisterRuntime registers the Go runtime's and the process's collectors
-// on reg, unless it holds them already.
-func RegisterRuntime(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
-		if err := reg.Register(c); err != nil {
-			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
-				continue
-			}
-			return fmt.Errorf("failed to register the runtime metrics: %w", err)
-		}
-	}
-	return nil
-}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mgrplane/mgrplane/internal/runtimemetrics"
 )
 
 // fakeSource is a Source whose answers the test sets.
@@ -131,7 +133,7 @@ func TestRegistration(t *testing.T) {
 		t.Fatalf("second New on one registry = %v, want a registration error", err)
 	}
 	for i := range 2 {
-		if err := RegisterRuntime(reg); err != nil {
+		if err := runtimemetrics.Register(reg); err != nil {
 			t.Fatalf("RegisterRuntime #%d: %v", i+1, err)
 		}
 	}

@@ -5,13 +5,11 @@
 package metrics
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/services/standby/internal/role"
@@ -183,23 +181,6 @@ func (c *moduleCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.enabled, prometheus.GaugeValue, boolValue(st.Enabled), st.Name)
 		ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, boolValue(st.Running), st.Name)
 	}
-}
-
-// RegisterRuntime registers the Go runtime's and the process's collectors
-// on reg, unless it holds them already (an embedder's own registry may).
-func RegisterRuntime(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
-		if err := reg.Register(c); err != nil {
-			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
-				continue
-			}
-			return fmt.Errorf("failed to register the runtime metrics: %w", err)
-		}
-	}
-	return nil
 }
 
 func boolValue(b bool) float64 {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/runtimemetrics"
 	"github.com/mgrplane/mgrplane/services/standby/internal/role"
 )
 
@@ -244,7 +245,7 @@ func TestRegistration(t *testing.T) {
 	}
 	// The runtime collectors register once; a second call keeps them.
 	for i := range 2 {
-		if err := RegisterRuntime(reg); err != nil {
+		if err := runtimemetrics.Register(reg); err != nil {
 			t.Fatalf("RegisterRuntime #%d: %v", i+1, err)
 		}
 	}
