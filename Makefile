@@ -52,10 +52,17 @@ bench:
 chaos:
 	$(GO) run ./cmd/chaos --rounds $(ROUNDS)
 
-## fuzz: run each fuzz target for FUZZTIME.
+## fuzz: run each fuzz target for FUZZTIME (go test fuzzes one target per run).
+FUZZ = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s -fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./services/monsim/internal/mgrmap/
-	$(GO) test -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/modopt/
+	$(FUZZ) '^FuzzApply$$' ./services/monsim/internal/mgrmap/
+	$(FUZZ) '^FuzzCanonical$$' ./internal/modopt/
+	$(FUZZ) '^FuzzRequests$$' ./services/monsim/
+	$(FUZZ) '^FuzzConfig$$' ./services/monsim/
+	$(FUZZ) '^FuzzConfig$$' ./services/standby/
+	$(FUZZ) '^FuzzParseKeyring$$' ./internal/creds/
+	$(FUZZ) '^FuzzParseToken$$' ./internal/creds/
+	$(FUZZ) '^FuzzArgs$$' ./cmd/mgrctl/
 
 ## generate: regenerate the Go code from the protos (buf, protoc-gen-go and
 ## protoc-gen-go-grpc come from go.mod's tool directives).

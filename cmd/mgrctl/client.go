@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
@@ -47,9 +46,8 @@ const (
 
 // dial opens a (lazy) client connection to one monitor. It is the one place
 // that chooses transport credentials and dial options: TLS comes here.
-func dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+func dial(addr string, secure []grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, append(secure,
 		grpc.WithUserAgent("mgrctl/"+version.Version),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                keepaliveTime,
@@ -64,7 +62,7 @@ func dial(addr string) (*grpc.ClientConn, error) {
 				MaxDelay:   connectMaxDelay,
 			},
 		}),
-	)
+	)...)
 }
 
 // normalizeAddr adds the default port to an address that has none; targets
@@ -92,11 +90,11 @@ type client struct {
 
 // newClient makes (lazy) connections to every address. A target gRPC cannot
 // parse is a usage error.
-func newClient(addrs []string, timeout time.Duration, log hclog.Logger) (*client, error) {
+func newClient(addrs []string, timeout time.Duration, log hclog.Logger, secure []grpc.DialOption) (*client, error) {
 	c := &client{timeout: timeout, log: log}
 	for _, a := range addrs {
 		a = normalizeAddr(a)
-		cc, err := dial(a)
+		cc, err := dial(a, secure)
 		if err != nil {
 			c.Close()
 			return nil, &usageError{msg: fmt.Sprintf("--monitor: invalid address %q: %v", a, err)}

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -576,7 +578,11 @@ func startFake(t *testing.T, f *fake, addr string) (string, *grpc.Server) {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	srv := grpc.NewServer()
+	mon, err := creds.LoadMonitor(testCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(mon.TLS)))
 	mgrv1.RegisterAdminServiceServer(srv, &fakeAdmin{f: f})
 	mgrv1.RegisterMonitorServiceServer(srv, &fakeMonitor{f: f})
 	done := make(chan struct{})
@@ -593,6 +599,11 @@ func startFake(t *testing.T, f *fake, addr string) (string, *grpc.Server) {
 
 // deadAddr returns a loopback address where nothing listens.
 func deadAddr(t *testing.T) string {
+	t.Helper()
+	return deadAddrTB(t)
+}
+
+func deadAddrTB(t testing.TB) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

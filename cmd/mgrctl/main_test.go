@@ -4,18 +4,34 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
+// testCreds is a creds dir made once for the package: the fake monitor
+// serves TLS with its certificate and runCLI gives it to mgrctl.
+var testCreds string
+
 func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mgrctl-creds")
+	if err != nil {
+		panic(err)
+	}
+	testCreds = filepath.Join(dir, "creds")
+	if err := creds.Init(testCreds, creds.InitOptions{}); err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
 	goleak.VerifyTestMain(m)
 }
 
@@ -53,7 +69,12 @@ func (b *syncBuffer) String() string {
 
 // envOf is a getenv reading only vars, so the tests ignore the real environment.
 func envOf(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
+	return func(k string) string {
+		if v, ok := vars[k]; ok || k != "MGRPLANE_CREDS" {
+			return v
+		}
+		return testCreds
+	}
 }
 
 // runCLI runs mgrctl with args and no environment, and returns what it printed.

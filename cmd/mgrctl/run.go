@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/status"
 
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/internal/version"
 )
 
@@ -24,6 +25,10 @@ const (
 	defaultMonitor = "127.0.0.1:6789"
 	// defaultTimeout bounds each call to the monitor (not a watch stream).
 	defaultTimeout = 10 * time.Second
+	// defaultCreds is where `make run` keeps the local cluster's creds dir.
+	defaultCreds = ".run/monsim/creds"
+	// defaultEntity is who mgrctl authenticates as.
+	defaultEntity = "client.admin"
 )
 
 // Output formats.
@@ -94,6 +99,12 @@ func commands() []command {
 		{"quorum status", "", "Show the monitors of the quorum, its leader, term and indexes.", runQuorumStatus},
 		{"quorum add", "ID ADDR", "Add the monitor ID serving at ADDR (host:port) to the quorum.", runQuorumAdd},
 		{"quorum remove", "ID", "Remove the monitor ID from the quorum.", runQuorumRemove},
+		{"auth ls", "", "List the entities and their caps (never their keys).", runAuthLs},
+		{"auth get", "NAME", "Print an entity's keyring section, with its key.", runAuthGet},
+		{"auth add", "NAME [--caps CAPS]", "Add an entity with a new key (caps: mgr, read, admin; default mgr,read for mgr.*, read otherwise).", runAuthAdd},
+		{"auth rm", "NAME", "Remove an entity.", runAuthRm},
+		{"auth caps", "NAME CAPS", "Replace an entity's caps (comma-separated).", runAuthCaps},
+		{"auth rotate", "NAME [--finish]", "Start a key rotation (both keys work), or finish it (only the new one).", runAuthRotate},
 		{"help", "", "Show this text.", nil},
 	}
 }
@@ -116,6 +127,10 @@ func usageText() string {
 	fmt.Fprintf(tw, "  -o, --output table|json\tOutput format (env MGRPLANE_OUTPUT, default %s).\n", formatTable)
 	fmt.Fprintf(tw, "  --timeout DURATION\tDeadline of each call to the monitor, not of watch's stream\n")
 	fmt.Fprintf(tw, "  \t(env MGRPLANE_TIMEOUT, default %s).\n", defaultTimeout)
+	fmt.Fprintf(tw, "  --creds DIR\tCreds dir with the cluster CA and keyring (env MGRPLANE_CREDS,\n")
+	fmt.Fprintf(tw, "  \tdefault %s, where `make run` puts it).\n", defaultCreds)
+	fmt.Fprintf(tw, "  --keyring FILE\tKeyring holding the entity's key (env MGRPLANE_KEYRING, default CREDS/keyring).\n")
+	fmt.Fprintf(tw, "  --entity NAME\tEntity to authenticate as (env MGRPLANE_ENTITY, default %s).\n", defaultEntity)
 	fmt.Fprintf(tw, "  --version\tPrint the version and exit.\n")
 	fmt.Fprintf(tw, "  -h, --help\tShow this text; after a command, show that command's help.\n")
 	_ = tw.Flush()
@@ -165,6 +180,9 @@ type globals struct {
 	monitors []string
 	format   string
 	timeout  time.Duration
+	creds    string
+	keyring  string
+	entity   string
 }
 
 // execute parses the global flags, finds the command and runs it.
@@ -192,7 +210,11 @@ func execute(ctx context.Context, args []string, getenv func(string) string, std
 	}
 
 	log := hclog.New(&hclog.LoggerOptions{Name: "mgrctl", Output: stderr, Level: hclog.Info})
-	cl, err := newClient(g.monitors, g.timeout, log.Named("client"))
+	cc, err := creds.LoadClient(g.creds, g.keyring, g.entity)
+	if err != nil {
+		return fmt.Errorf("%w (give the creds dir with --creds or MGRPLANE_CREDS, the keyring with --keyring, the entity with --entity)", err)
+	}
+	cl, err := newClient(g.monitors, g.timeout, log.Named("client"), cc.DialOptions())
 	if err != nil {
 		return err
 	}
@@ -223,9 +245,19 @@ func parseGlobals(args []string, getenv func(string) string, stdout io.Writer) (
 		timeout = d
 	}
 
+	credsDir, keyring, entity := defaultCreds, getenv("MGRPLANE_KEYRING"), defaultEntity
+	if v := getenv("MGRPLANE_CREDS"); v != "" {
+		credsDir = v
+	}
+	if v := getenv("MGRPLANE_ENTITY"); v != "" {
+		entity = v
+	}
 	fs := flag.NewFlagSet("mgrctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&monitor, "monitor", monitor, "monitor address(es), comma-separated")
+	fs.StringVar(&credsDir, "creds", credsDir, "creds dir holding ca.crt (and the keyring)")
+	fs.StringVar(&keyring, "keyring", keyring, "keyring file (default CREDS/keyring)")
+	fs.StringVar(&entity, "entity", entity, "entity to authenticate as")
 	fs.Var(&format, "output", "output format: table or json")
 	fs.Var(&format, "o", "output format: table or json (short)")
 	fs.DurationVar(&timeout, "timeout", timeout, "deadline of each call to the monitor")
@@ -253,7 +285,13 @@ func parseGlobals(args []string, getenv func(string) string, stdout io.Writer) (
 	if len(monitors) == 0 {
 		return nil, nil, &usageError{msg: "--monitor must name at least one address (host:port)"}
 	}
-	return &globals{monitors: monitors, format: string(format), timeout: timeout}, fs.Args(), nil
+	if err := creds.ValidateEntityName(entity); err != nil {
+		return nil, nil, &usageError{msg: fmt.Sprintf("--entity: %v", err)}
+	}
+	if credsDir == "" {
+		return nil, nil, &usageError{msg: "--creds must name a directory"}
+	}
+	return &globals{monitors: monitors, format: string(format), timeout: timeout, creds: credsDir, keyring: keyring, entity: entity}, fs.Args(), nil
 }
 
 // lookup finds the command named by the first one or two words of args.

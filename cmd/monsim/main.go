@@ -10,10 +10,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/mgrplane/mgrplane/internal/cli"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/internal/version"
 	"github.com/mgrplane/mgrplane/services/monsim"
 )
@@ -31,6 +33,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "creds" {
+		return runCreds(args[1:], stdout, stderr)
+	}
 	cfg := monsim.DefaultConfig()
 	fs := flag.NewFlagSet("monsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -54,11 +59,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&cfg.HistoryLimit, "history", cfg.HistoryLimit, "how many maps to keep for dump --epoch and watch resume")
 	fs.IntVar(&cfg.WatchMaxLag, "watch-max-lag", cfg.WatchMaxLag, "how many maps a watcher may fall behind before it is cut off")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "where to serve Prometheus metrics at GET /metrics, host:port (empty: none)")
+	credsDir := fs.String("creds", "", "creds dir: CA, monitor certificate and keyring (default DATA_DIR/creds, made on first start)")
+	fs.StringVar(&cfg.AuditLog, "audit-log", cfg.AuditLog, "append the audit log (admin commands, joins, leaves, refusals) to this file as JSON lines (default: the log, as monsim.audit)")
+	fs.IntVar(&cfg.MaxMsgSize, "max-msg-size", cfg.MaxMsgSize, "largest request accepted, in bytes (4096 to 67108864)")
+	fs.Float64Var(&cfg.AuthRate, "auth-rate", cfg.AuthRate, "authenticate calls per second allowed per peer address")
+	fs.IntVar(&cfg.AuthBurst, "auth-burst", cfg.AuthBurst, "authenticate calls a peer may make at once above the rate")
+	fs.Float64Var(&cfg.BeaconRate, "beacon-rate", cfg.BeaconRate, "beacons per second allowed per peer address")
+	fs.IntVar(&cfg.BeaconBurst, "beacon-burst", cfg.BeaconBurst, "beacons a peer may send at once above the rate")
+	fs.IntVar(&cfg.MaxWatches, "max-watches", cfg.MaxWatches, "watch streams one entity may hold open")
 	var logFlags cli.LogFlags
 	logFlags.Register(fs)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: monsim [flags]\n\nThe mgrplane monitor. Every flag can also be set with the environment\nvariable MGRPLANE_<FLAG> (e.g. MGRPLANE_DATA_DIR).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: monsim [flags]\n       monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]\n       monsim creds issue --dir DIR --cert mon|mgr [--host H,...]\n\nThe mgrplane monitor. Every flag can also be set with the environment\nvariable MGRPLANE_<FLAG> (e.g. MGRPLANE_DATA_DIR).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.SetFromEnv(fs, getenv); err != nil {
@@ -78,18 +91,96 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	dir := *credsDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "creds")
+	}
+	if !creds.Exists(dir) {
+		if err := creds.Init(dir, creds.InitOptions{}); err != nil {
+			return err
+		}
+		logger.Info("made a new CA, certificates and keyring (client.admin)", "creds", dir)
+	}
+	if cfg.Creds, err = creds.LoadMonitor(dir); err != nil {
+		return err
+	}
 	srv, err := monsim.New(cfg, logger)
 	if err != nil {
 		return err
 	}
-	logger.Info("monitor listening", "addr", srv.Addr(), "data_dir", cfg.DataDir, "version", version.Version)
+	logger.Info("monitor listening", "addr", srv.Addr(), "data_dir", cfg.DataDir, "creds", dir, "version", version.Version)
 	if a := srv.MetricsAddr(); a != "" {
-		logger.Info("serving metrics", "url", "http://"+a+monsim.MetricsPath)
+		logger.Info("serving metrics", "url", srv.MetricsURL())
 	}
 	if err := srv.Run(ctx); err != nil {
 		return err
 	}
 	logger.Info("stopped")
+	return nil
+}
+
+// credsUsage is the synopsis of the creds subcommands.
+const credsUsage = "usage: monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]\n       monsim creds issue --dir DIR --cert mon|mgr [--host H,...]"
+
+// runCreds is `monsim creds init` (a new creds dir) and `monsim creds
+// issue` (a new monitor or manager certificate from the dir's CA, picked up
+// by running servers at their next handshake).
+func runCreds(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "issue" {
+		return runCredsIssue(args[1:], stdout, stderr)
+	}
+	if len(args) == 0 || args[0] != "init" {
+		return errors.New(credsUsage)
+	}
+	fs := flag.NewFlagSet("monsim creds init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "directory to write ca.crt, ca.key, mon.crt, mon.key, mgr.crt, mgr.key and keyring to (required)")
+	var o creds.InitOptions
+	fs.Func("host", "names and IPs to put in the certificates beside 127.0.0.1, localhost and ::1 (comma-separated)", func(v string) error {
+		o.Hosts = append(o.Hosts, splitList(v)...)
+		return nil
+	})
+	fs.Func("mgr", "managers to give an entity mgr.NAME with caps mgr in the keyring (comma-separated)", func(v string) error {
+		o.Managers = append(o.Managers, splitList(v)...)
+		return nil
+	})
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		return errors.New(credsUsage)
+	}
+	if err := creds.Init(*dir, o); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote a CA, monitor and manager certificates and a keyring to %s\n", *dir)
+	return nil
+}
+
+func runCredsIssue(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("monsim creds issue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "creds dir holding ca.crt and ca.key (required)")
+	cert := fs.String("cert", "", "which certificate: mon or mgr (required)")
+	var hosts []string
+	fs.Func("host", "names and IPs beside 127.0.0.1, localhost and ::1 (comma-separated)", func(v string) error {
+		hosts = append(hosts, splitList(v)...)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() > 0 || (*cert != creds.MonCN && *cert != creds.MgrCN) {
+		return errors.New(credsUsage)
+	}
+	certFile, keyFile := creds.MonCertFile, creds.MonKeyFile
+	if *cert == creds.MgrCN {
+		certFile, keyFile = creds.MgrCertFile, creds.MgrKeyFile
+	}
+	if err := creds.Issue(*dir, certFile, keyFile, *cert, hosts); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote a new %s and %s to %s\n", certFile, keyFile, *dir)
 	return nil
 }
 

@@ -3,14 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -75,11 +81,30 @@ func TestRunServesUntilCancelledAndTakesEnv(t *testing.T) {
 		<-done
 		t.Fatalf("no listen address logged: %s", logs.String())
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The creds dir was made on first start, in the data dir.
+	cc, err := creds.LoadClient(filepath.Join(dir, "creds"), "", "client.admin")
+	if err != nil {
+		cancel()
+		<-done
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, cc.DialOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// Plaintext is refused: the port speaks TLS only.
+	plain, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, perr := mgrv1.NewAdminServiceClient(plain).GetStat(pctx, &mgrv1.GetStatRequest{})
+	pcancel()
+	if status.Code(perr) != codes.Unavailable && status.Code(perr) != codes.DeadlineExceeded {
+		t.Errorf("plaintext GetStat: %v, want Unavailable", perr)
+	}
 	admin := mgrv1.NewAdminServiceClient(conn)
 	var fsid string
 	for time.Now().Before(deadline) {
@@ -109,4 +134,52 @@ func findAddr(logs string) string {
 		}
 	}
 	return ""
+}
+
+func TestCredsInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "creds")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"creds", "init", "--dir", dir, "--host", "mon1.example,10.0.0.1", "--mgr", "x,y"}, env(nil), &out, &out); err != nil {
+		t.Fatalf("creds init: %v\n%s", err, out.String())
+	}
+	es, err := creds.ReadKeyring(filepath.Join(dir, creds.KeyringFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name+"="+strings.Join(e.Caps, ","))
+	}
+	if got := strings.Join(names, " "); got != "client.admin=admin mgr.x=mgr,read mgr.y=mgr,read" {
+		t.Errorf("keyring entities %q", got)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, creds.MgrCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"creds", "issue", "--dir", dir, "--cert", "mgr", "--host", "mgr2.example"}, env(nil), &out, &out); err != nil {
+		t.Fatalf("creds issue: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, creds.MgrCertFile)); string(after) == string(before) {
+		t.Error("creds issue did not replace mgr.crt")
+	}
+	tests := map[string]struct {
+		args []string
+		want string
+	}{
+		"again":       {[]string{"creds", "init", "--dir", dir}, "refusing to overwrite"},
+		"no dir":      {[]string{"creds", "init"}, "usage: monsim creds init"},
+		"no init":     {[]string{"creds"}, "usage: monsim creds init"},
+		"bad manager": {[]string{"creds", "init", "--dir", t.TempDir(), "--mgr", "-x"}, "--mgr"},
+		"issue what":  {[]string{"creds", "issue", "--dir", dir, "--cert", "ca"}, "monsim creds issue"},
+		"issue no CA": {[]string{"creds", "issue", "--dir", t.TempDir(), "--cert", "mgr"}, "no such file"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := run(context.Background(), tc.args, env(nil), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("run(%q) = %v, want %q", tc.args, err, tc.want)
+			}
+		})
+	}
 }

@@ -92,6 +92,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", c.AdvertiseHost, "host put in server addresses and service URLs (default: the listen host, or the hostname when listening on all addresses)")
 	fs.DurationVar(&c.ReconnectMin, "reconnect-min", c.ReconnectMin, "first delay before reconnecting to a monitor")
 	fs.DurationVar(&c.ReconnectMax, "reconnect-max", c.ReconnectMax, "longest delay before reconnecting to a monitor")
+	c.CredsDir = defaultCreds
+	fs.StringVar(&c.CredsDir, "creds", c.CredsDir, "creds dir: the cluster CA, mgr.crt/mgr.key for this manager's listeners, and the keyring")
+	fs.StringVar(&c.Keyring, "keyring", c.Keyring, "keyring holding the entity's key (default CREDS/keyring)")
+	fs.StringVar(&c.Entity, "entity", c.Entity, "entity to authenticate as (default mgr.NAME)")
 	o.log.Register(fs)
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -110,6 +114,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	}
 	return o, nil
 }
+
+// defaultCreds is where `make run` keeps the local cluster's creds dir.
+const defaultCreds = ".run/monsim/creds"
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	o, err := parse(args, getenv, stderr)

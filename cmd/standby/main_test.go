@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,10 +17,12 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/internal/version"
 )
 
@@ -217,8 +220,18 @@ func TestRunServesAndLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A creds dir with mgr.a; the fake monitor serves TLS with it (it does
+	// not check tokens: the real monitor's guard is tested in monsim and e2e).
+	credsDir := filepath.Join(t.TempDir(), "creds")
+	if err := creds.Init(credsDir, creds.InitOptions{Managers: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	monCreds, err := creds.LoadMonitor(credsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mon := &oneMonitor{}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(monCreds.TLS)))
 	mgrv1.RegisterMonitorServiceServer(srv, mon)
 	served := make(chan struct{})
 	go func() {
@@ -236,7 +249,7 @@ func TestRunServesAndLeaves(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--beacon-period", "50ms", "--priority", "3"},
-			env(map[string]string{"MGRPLANE_NAME": "a", "MGRPLANE_MONITOR": lis.Addr().String(), "MGRPLANE_ZONE": "z1"}), io.Discard, &logs)
+			env(map[string]string{"MGRPLANE_NAME": "a", "MGRPLANE_MONITOR": lis.Addr().String(), "MGRPLANE_ZONE": "z1", "MGRPLANE_CREDS": credsDir}), io.Discard, &logs)
 	}()
 
 	httpAddr := regexp.MustCompile(`became active: .*gid=7 epoch=2 .*http_addr=(\S+)`)
@@ -247,8 +260,12 @@ func TestRunServesAndLeaves(t *testing.T) {
 		}
 		m = httpAddr.FindStringSubmatch(logs.String())
 	}
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get("http://" + m[1] + "/status/")
+	tc, err := creds.ClientTLS(credsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tc}}
+	resp, err := c.Get("https://" + m[1] + "/status/")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "manager HTTP listen address")
 	fs.DurationVar(&cfg.BeaconPeriod, "beacon-period", cfg.BeaconPeriod, "time between beacons")
 	fs.IntVar(&cfg.StandbyHTTPStatus, "standby-http-status", cfg.StandbyHTTPStatus, "how a standby answers HTTP: 303, 307 or 503")
+	cfg.CredsDir = getenv("MGRPLANE_CREDS")
+	if cfg.CredsDir == "" {
+		cfg.CredsDir = ".run/monsim/creds" // where `make run` keeps them
+	}
+	fs.StringVar(&cfg.CredsDir, "creds", cfg.CredsDir, "creds dir: the cluster CA, mgr.crt/mgr.key for this manager's listeners, and the keyring holding mgr.NAME")
 	canRun := fs.Bool("counter-can-run", true, "whether the counter module can run here")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/creds"
 )
 
 // Timings of the cluster's housekeeping. None is measured: they bound waits.
@@ -135,7 +137,34 @@ type cluster struct {
 	members  map[string]*member
 	// fenceFlag is set when monsim has --fence-timeout.
 	fenceFlag bool
+	// credsDir is the cluster's creds dir (CA, certificates, keyring with
+	// client.admin and mgr.NAME for every manager); empty when the binaries
+	// predate credentials (then everything is plaintext).
+	credsDir string
+	// client authenticates the harness's own calls as client.admin.
+	client *creds.Client
 }
+
+// ctlArgs are mgrctl's global flags for this cluster.
+func (c *cluster) ctlArgs() []string {
+	args := []string{"--monitor", c.monAddrs}
+	if c.credsDir != "" {
+		args = append(args, "--creds", c.credsDir)
+	}
+	return args
+}
+
+// dialOptions are the harness's credentials for calls to the monitors.
+func (c *cluster) dialOptions() []grpc.DialOption {
+	if c.client == nil {
+		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	return c.client.DialOptions()
+}
+
+// chaosLimits raise the monitors' per-peer rate limits: every manager runs
+// on 127.0.0.1, and the faults make them authenticate again and again.
+var chaosLimits = []string{"--auth-rate", "1000", "--auth-burst", "1000", "--beacon-rate", "10000", "--beacon-burst", "10000"}
 
 // freeAddrs returns n distinct 127.0.0.1 addresses whose ports were free a
 // moment ago.
@@ -185,6 +214,22 @@ func startCluster(ctx context.Context, cfg Config, bins Binaries, log hclog.Logg
 	case cfg.FenceTimeout > 0:
 		log.Warn("monsim has no --fence-timeout flag; running without it", "fence_timeout", cfg.FenceTimeout)
 	}
+	secure, err := hasFlag(ctx, bins.Monsim, "creds")
+	if err != nil {
+		return nil, err
+	}
+	if secure {
+		c.credsDir = filepath.Join(cfg.Dir, "creds")
+		if !creds.Exists(c.credsDir) {
+			if err := creds.Init(c.credsDir, creds.InitOptions{Managers: cfg.Managers}); err != nil {
+				return nil, err
+			}
+		}
+		if c.client, err = creds.LoadClient(c.credsDir, "", "client.admin"); err != nil {
+			return nil, err
+		}
+		timings = append(append(timings, "--creds", c.credsDir), chaosLimits...)
+	}
 	peers := make([]string, n)
 	for i := range n {
 		peers[i] = fmt.Sprintf("m%d=%s", i+1, addrs[i])
@@ -202,8 +247,8 @@ func startCluster(ctx context.Context, cfg Config, bins Binaries, log hclog.Logg
 		m.logPath = filepath.Join(c.logDir, logName)
 		// A monitor killed and started again answers on the same address:
 		// reconnect quickly (gRPC's default backoff grows to two minutes).
-		m.conn, err = grpc.NewClient(m.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithConnectParams(grpc.ConnectParams{Backoff: monitorBackoff, MinConnectTimeout: quorumCallTimeout}))
+		m.conn, err = grpc.NewClient(m.addr, append(c.dialOptions(),
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: monitorBackoff, MinConnectTimeout: quorumCallTimeout}))...)
 		if err != nil {
 			return nil, fmt.Errorf("failed to make a client of monitor %s: %w", m.id, err)
 		}
@@ -220,6 +265,9 @@ func startCluster(ctx context.Context, cfg Config, bins Binaries, log hclog.Logg
 		m.args = []string{
 			"--name", name, "--monitor", c.monAddrs, "--grpc-addr", m.grpcAddr, "--http-addr", m.httpAddr,
 			"--beacon-period", cfg.BeaconPeriod.String(),
+		}
+		if c.credsDir != "" {
+			m.args = append(m.args, "--creds", c.credsDir)
 		}
 		c.members[name] = m
 		if err := c.startMember(name); err != nil {
@@ -269,7 +317,7 @@ func (c *cluster) waitMonitor(ctx context.Context) error {
 func (c *cluster) mgrctl(ctx context.Context, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.bins.Mgrctl, append([]string{"--monitor", c.monAddrs, "--timeout", "5s"}, args...)...)
+	cmd := exec.CommandContext(ctx, c.bins.Mgrctl, slices.Concat(c.ctlArgs(), []string{"--timeout", "5s"}, args)...)
 	cmd.Env = childEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -354,7 +402,11 @@ func (c *cluster) targets() []Target {
 	ts := make([]Target, 0, len(c.cfg.Managers))
 	for _, n := range c.cfg.Managers {
 		m := c.members[n]
-		ts = append(ts, Target{Name: n, GRPCAddr: m.grpcAddr, HTTPAddr: m.httpAddr})
+		t := Target{Name: n, GRPCAddr: m.grpcAddr, HTTPAddr: m.httpAddr}
+		if c.client != nil {
+			t.TLS = c.client.TLS()
+		}
+		ts = append(ts, t)
 	}
 	return ts
 }

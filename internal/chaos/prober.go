@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
@@ -52,6 +54,9 @@ type Target struct {
 	Name     string
 	GRPCAddr string
 	HTTPAddr string
+	// TLS, when set, is the client TLS for both (trusting the cluster's
+	// CA); nil: plaintext.
+	TLS *tls.Config
 }
 
 // Answer is one call that a manager answered as active.
@@ -182,8 +187,12 @@ func (p *Prober) record(t Target, proto Proto, send, recv time.Time, gid, epoch 
 
 // runGRPC calls GetStatus on t until ctx ends.
 func (p *Prober) runGRPC(ctx context.Context, t Target) error {
+	tc := insecure.NewCredentials()
+	if t.TLS != nil {
+		tc = credentials.NewTLS(t.TLS)
+	}
 	conn, err := grpc.NewClient(t.GRPCAddr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(tc),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: reconnectDelay, Multiplier: 1, MaxDelay: reconnectDelay},
 			MinConnectTimeout: p.timeout,
@@ -232,6 +241,7 @@ func (p *Prober) runHTTP(ctx context.Context, t Target) error {
 		DialContext:         (&net.Dialer{Timeout: p.timeout}).DialContext,
 		MaxIdleConnsPerHost: 1,
 		DisableCompression:  true,
+		TLSClientConfig:     t.TLS,
 	}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{
@@ -239,6 +249,9 @@ func (p *Prober) runHTTP(ctx context.Context, t Target) error {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	url := "http://" + t.HTTPAddr + "/status/"
+	if t.TLS != nil {
+		url = "https://" + t.HTTPAddr + "/status/"
+	}
 	c := p.counts[t.Name+"/"+string(HTTP)]
 	for ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, p.timeout)

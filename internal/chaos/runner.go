@@ -60,7 +60,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	defer c.close()
 	start := time.Now()
 	pr := NewProber(c.targets(), r.cfg.ProbeTimeout, r.cfg.ProbePause, r.log.Named("prober"))
-	w := newWatcher(r.bins.Mgrctl, c.monAddrs, filepath.Join(c.logDir, "watch.log"))
+	w := newWatcher(r.bins.Mgrctl, c.ctlArgs(), filepath.Join(c.logDir, "watch.log"))
 
 	var faults []Fault
 	g, gctx := errgroup.WithContext(ctx)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,15 +51,17 @@ func mapEvent(m *mgrv1.MgrMap, at time.Time) MapEvent {
 // watcher runs `mgrctl -o json watch` and keeps every map it prints.
 type watcher struct {
 	mgrctl  string
-	monAddr string
+	ctlArgs []string
 	logPath string
 
 	mu   sync.Mutex
 	maps []MapEvent
 }
 
-func newWatcher(mgrctl, monAddr, logPath string) *watcher {
-	return &watcher{mgrctl: mgrctl, monAddr: monAddr, logPath: logPath}
+// newWatcher watches with mgrctl; ctlArgs are its global flags (the
+// monitors and credentials).
+func newWatcher(mgrctl string, ctlArgs []string, logPath string) *watcher {
+	return &watcher{mgrctl: mgrctl, ctlArgs: ctlArgs, logPath: logPath}
 }
 
 // Run runs the watch until ctx ends (nil then); it fails when mgrctl ends
@@ -70,7 +73,7 @@ func (w *watcher) Run(ctx context.Context) error {
 	}
 	defer logf.Close()
 	// CommandContext kills mgrctl when ctx ends, which ends the read below.
-	cmd := exec.CommandContext(ctx, w.mgrctl, "--monitor", w.monAddr, "-o", "json", "watch")
+	cmd := exec.CommandContext(ctx, w.mgrctl, append(slices.Clone(w.ctlArgs), "-o", "json", "watch")...)
 	cmd.Env = childEnv()
 	cmd.Stderr = logf
 	cmd.SysProcAttr = sysProcAttr()

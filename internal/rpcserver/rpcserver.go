@@ -49,7 +49,13 @@ type Options struct {
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
 	Extra  []grpc.ServerOption
+	// MaxRecvMsgSize bounds one request; 0 means MaxRecvMsgSize.
+	MaxRecvMsgSize int
 }
+
+// handshakeTimeout bounds a new connection's TLS and HTTP/2 handshakes, so
+// a peer that connects and says nothing holds nothing for long.
+const handshakeTimeout = 10 * time.Second
 
 // New builds a gRPC server with health (returned, so the caller flips
 // serving status) and reflection registered.
@@ -74,8 +80,13 @@ func New(logger hclog.Logger, o Options) (*grpc.Server, *health.Server) {
 		logger.Error("panic in handler", "panic", fmt.Sprint(p))
 		return status.Error(codes.Internal, "internal error")
 	})
+	maxRecv := o.MaxRecvMsgSize
+	if maxRecv <= 0 {
+		maxRecv = MaxRecvMsgSize
+	}
 	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.MaxRecvMsgSize(maxRecv),
+		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: MinClientPing, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: serverPing, Timeout: serverPingWait}),
 		grpc.ChainUnaryInterceptor(slices.Concat(

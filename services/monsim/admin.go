@@ -15,10 +15,6 @@ import (
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
 )
 
-// adminActor names who made an admin change in the map's reasons. Every
-// admin call is made as client.admin until authentication names callers.
-const adminActor = "client.admin"
-
 // adminHandler serves operators (mgrctl).
 type adminHandler struct {
 	mgrv1.UnimplementedAdminServiceServer
@@ -89,9 +85,9 @@ func (h *adminHandler) FailManager(ctx context.Context, req *mgrv1.FailManagerRe
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewAdminServiceClient(c).FailManager(ctx, req)
+		return mgrv1.NewAdminServiceClient(c).FailManager(forwardCtx(ctx), req)
 	}
-	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Fail{Fail: &mgrv1.FailOp{Who: req.GetWho(), Actor: adminActor}}}, false)
+	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Fail{Fail: &mgrv1.FailOp{Who: req.GetWho(), Actor: actorOf(ctx)}}}, false)
 	if err != nil {
 		return nil, toStatus(h.s.logger, err)
 	}
@@ -101,7 +97,7 @@ func (h *adminHandler) FailManager(ctx context.Context, req *mgrv1.FailManagerRe
 
 func (h *adminHandler) module(ctx context.Context, name string, enable, force bool) (uint64, error) {
 	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Module{Module: &mgrv1.ModuleOp{
-		Name: name, Enable: enable, Force: force, Actor: adminActor,
+		Name: name, Enable: enable, Force: force, Actor: actorOf(ctx),
 	}}}, false)
 	if err != nil {
 		return 0, toStatus(h.s.logger, err)
@@ -115,7 +111,7 @@ func (h *adminHandler) EnableModule(ctx context.Context, req *mgrv1.EnableModule
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewAdminServiceClient(c).EnableModule(ctx, req)
+		return mgrv1.NewAdminServiceClient(c).EnableModule(forwardCtx(ctx), req)
 	}
 	e, err := h.module(ctx, req.GetName(), true, req.GetForce())
 	if err != nil {
@@ -130,7 +126,7 @@ func (h *adminHandler) DisableModule(ctx context.Context, req *mgrv1.DisableModu
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewAdminServiceClient(c).DisableModule(ctx, req)
+		return mgrv1.NewAdminServiceClient(c).DisableModule(forwardCtx(ctx), req)
 	}
 	e, err := h.module(ctx, req.GetName(), false, false)
 	if err != nil {
@@ -172,9 +168,9 @@ func (h *adminHandler) SetFlags(ctx context.Context, req *mgrv1.SetFlagsRequest)
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewAdminServiceClient(c).SetFlags(ctx, req)
+		return mgrv1.NewAdminServiceClient(c).SetFlags(forwardCtx(ctx), req)
 	}
-	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_SetFlags{SetFlags: &mgrv1.SetFlagsOp{Down: req.GetDown(), Actor: adminActor}}}, false)
+	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_SetFlags{SetFlags: &mgrv1.SetFlagsOp{Down: req.GetDown(), Actor: actorOf(ctx)}}}, false)
 	if err != nil {
 		return nil, toStatus(h.s.logger, err)
 	}
@@ -289,7 +285,7 @@ func (h *adminHandler) AddMonitor(ctx context.Context, req *mgrv1.AddMonitorRequ
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewAdminServiceClient(c).AddMonitor(ctx, req)
+		return mgrv1.NewAdminServiceClient(c).AddMonitor(forwardCtx(ctx), req)
 	}
 	if members, err := h.s.node.Members(); err == nil && len(members) >= MaxPeers {
 		return nil, toStatus(h.s.logger, fmt.Errorf("%w: the quorum has %d monitors, at most %d", mgrmap.ErrInvalid, len(members), MaxPeers))
@@ -310,7 +306,7 @@ func (h *adminHandler) RemoveMonitor(ctx context.Context, req *mgrv1.RemoveMonit
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewAdminServiceClient(c).RemoveMonitor(ctx, req)
+		return mgrv1.NewAdminServiceClient(c).RemoveMonitor(forwardCtx(ctx), req)
 	}
 	members, err := h.s.node.Members()
 	if err != nil {
@@ -340,7 +336,7 @@ func (h *adminHandler) ListBeacons(ctx context.Context, req *mgrv1.ListBeaconsRe
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewAdminServiceClient(c).ListBeacons(ctx, req)
+		return mgrv1.NewAdminServiceClient(c).ListBeacons(forwardCtx(ctx), req)
 	}
 	st, err := h.current()
 	if err != nil {
@@ -360,7 +356,7 @@ func (h *adminHandler) ListBeacons(ctx context.Context, req *mgrv1.ListBeaconsRe
 
 // config proposes one ConfigOp.
 func (h *adminHandler) config(ctx context.Context, op *mgrv1.ConfigOp) (uint64, error) {
-	op.Actor = adminActor
+	op.Actor = actorOf(ctx)
 	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Config{Config: op}}, false)
 	if err != nil {
 		return 0, toStatus(h.s.logger, err)
@@ -374,7 +370,7 @@ func (h *adminHandler) SetModuleOption(ctx context.Context, req *mgrv1.SetModule
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewAdminServiceClient(c).SetModuleOption(ctx, req)
+		return mgrv1.NewAdminServiceClient(c).SetModuleOption(forwardCtx(ctx), req)
 	}
 	e, err := h.config(ctx, &mgrv1.ConfigOp{Module: req.GetModule(), Option: req.GetOption(), Value: req.GetValue()})
 	if err != nil {
@@ -393,7 +389,7 @@ func (h *adminHandler) RemoveModuleOption(ctx context.Context, req *mgrv1.Remove
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewAdminServiceClient(c).RemoveModuleOption(ctx, req)
+		return mgrv1.NewAdminServiceClient(c).RemoveModuleOption(forwardCtx(ctx), req)
 	}
 	e, err := h.config(ctx, &mgrv1.ConfigOp{Module: req.GetModule(), Option: req.GetOption(), Remove: true})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -41,9 +43,13 @@ func startQuorumAdvertising(t *testing.T, advertise func(addr string) string) ([
 	for i, a := range addrs {
 		peers = append(peers, fmt.Sprintf("m%d=%s", i+1, advertise(a)))
 	}
+	// One creds dir for the quorum: raft and forwarded calls are mutual TLS
+	// with its monitor certificate, callers are client.admin.
+	secure := secureConfig(t)
 	var cfgs []Config
 	for i, a := range addrs {
 		cfg := testConfig(t)
+		cfg.Insecure, cfg.Creds = false, secure.Creds
 		cfg.Addr, cfg.NodeID, cfg.Peers = a, fmt.Sprintf("m%d", i+1), peers
 		if adv := advertise(a); adv != a {
 			cfg.AdvertiseAddr = adv
@@ -69,7 +75,7 @@ func startQuorumAdvertising(t *testing.T, advertise func(addr string) string) ([
 }
 
 func TestQuorumServesFromAnyMonitorAndSurvivesLeaderLoss(t *testing.T) {
-	mons, _ := startQuorum(t)
+	mons, cfgs := startQuorum(t)
 	ctx := context.Background()
 	leader := -1
 	for i, m := range mons {
@@ -94,6 +100,21 @@ func TestQuorumServesFromAnyMonitorAndSurvivesLeaderLoss(t *testing.T) {
 		lb.GetManagers()[1].GetLastBeacon().AsTime().IsZero() {
 		t.Fatalf("beacons through a follower: %v %v", lb, err)
 	}
+	// A forwarded call keeps its caller: the leader checks the token again,
+	// so mgr.y cannot use x's gid through a follower either.
+	yc := dialAs(t, follower.srv.Addr(), clientOptions(t, cfgs[0], "mgr.y")...)
+	fsid := follower.current(t).GetFsid()
+	if _, err := yc.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "y"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("mgr.y beaconing with x's gid through a follower: %v, want PermissionDenied", err)
+	}
+	ya, err := yc.mon.Authenticate(ctx, &mgrv1.AuthenticateRequest{Name: "y"})
+	if err != nil {
+		t.Fatalf("mgr.y authenticating through a follower: %v", err)
+	}
+	if _, err := yc.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: ya.GetGid(), Name: "y"}); err != nil {
+		t.Fatalf("mgr.y beaconing with its own gid through a follower: %v", err)
+	}
+	y = ya.GetGid()
 	// Every monitor serves the same map once it has applied it.
 	want := mons[leader].current(t)
 	for i, m := range mons {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/quorum"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/watch"
@@ -58,7 +59,36 @@ type Config struct {
 	// never the package-global default one. Nil makes a new one
 	// (Server.Registry). One registry carries one monitor's metrics.
 	Registry *prometheus.Registry
+
+	// Creds are the monitor's TLS certificates and the keyring that seeds
+	// the replicated one on first start (creds.LoadMonitor). Required
+	// unless Insecure.
+	Creds *creds.Monitor
+	// Insecure serves plaintext without authentication; every caller is
+	// treated as client.admin. For tests and embedders only.
+	Insecure bool
+	// AuditLog is a file to append the audit log to as JSON lines; empty
+	// writes it to the logger named monsim.audit.
+	AuditLog string
+	// MaxMsgSize bounds one request, in bytes.
+	MaxMsgSize int
+	// AuthRate and AuthBurst limit Authenticate calls per peer address.
+	AuthRate  float64
+	AuthBurst int
+	// BeaconRate and BeaconBurst limit Beacon calls per peer address.
+	BeaconRate  float64
+	BeaconBurst int
+	// MaxWatches bounds the watch streams one entity may hold open.
+	MaxWatches int
 }
+
+// Bounds and defaults of the security limits.
+const (
+	DefaultMaxMsgSize = 1 << 20
+	MinMaxMsgSize     = 4096
+	MaxMaxMsgSize     = 64 << 20
+	maxRate           = 1e6
+)
 
 // LeaseMargin is the slack between a lease running out on the manager's
 // clock and the monitor acting on it, for clock rate skew and scheduling.
@@ -83,6 +113,12 @@ func DefaultConfig() Config {
 		HistoryLimit:    mgrmap.DefaultHistoryLimit,
 		WatchMaxLag:     watch.DefaultMaxLag,
 		AlwaysOnModules: []string{"status"},
+		MaxMsgSize:      DefaultMaxMsgSize,
+		AuthRate:        5,
+		AuthBurst:       20,
+		BeaconRate:      50,
+		BeaconBurst:     100,
+		MaxWatches:      64,
 	}
 }
 
@@ -110,6 +146,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("tick %v: must be between 10ms and the grace (%v)", c.Tick, c.Grace)
 	case c.HistoryLimit < 1 || c.HistoryLimit > mgrmap.MaxHistoryLimit:
 		return fmt.Errorf("history %d: must be between 1 and %d", c.HistoryLimit, mgrmap.MaxHistoryLimit)
+	case c.Creds == nil && !c.Insecure:
+		return fmt.Errorf("creds: required (certificates and keyring; `monsim creds init`), or Insecure for tests")
+	case c.MaxMsgSize < MinMaxMsgSize || c.MaxMsgSize > MaxMaxMsgSize:
+		return fmt.Errorf("max message size %d: must be between %d and %d bytes", c.MaxMsgSize, MinMaxMsgSize, MaxMaxMsgSize)
+	case !(c.AuthRate > 0 && c.AuthRate <= maxRate) || c.AuthBurst < 1 || c.AuthBurst > maxRate:
+		return fmt.Errorf("auth rate %v burst %d: the rate must be above 0 and at most %v per second, the burst between 1 and %v", c.AuthRate, c.AuthBurst, maxRate, maxRate)
+	case !(c.BeaconRate > 0 && c.BeaconRate <= maxRate) || c.BeaconBurst < 1 || c.BeaconBurst > maxRate:
+		return fmt.Errorf("beacon rate %v burst %d: the rate must be above 0 and at most %v per second, the burst between 1 and %v", c.BeaconRate, c.BeaconBurst, maxRate, maxRate)
+	case c.MaxWatches < 1 || c.MaxWatches > maxRate:
+		return fmt.Errorf("max watches %d: must be between 1 and %v", c.MaxWatches, maxRate)
 	}
 	if c.MetricsAddr != "" {
 		_, port, err := net.SplitHostPort(c.MetricsAddr)

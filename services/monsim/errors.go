@@ -32,6 +32,10 @@ func toStatus(logger hclog.Logger, err error) error {
 	case errors.Is(err, mgrmap.ErrWrongFSID), errors.Is(err, mgrmap.ErrStaleGID),
 		errors.Is(err, mgrmap.ErrAlwaysOn), errors.Is(err, mgrmap.ErrCannotRun), errors.Is(err, errPrecondition):
 		code = codes.FailedPrecondition
+	case errors.Is(err, mgrmap.ErrExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, mgrmap.ErrAuthState):
+		code = codes.FailedPrecondition
 	case errors.Is(err, mgrmap.ErrNotOwner):
 		code = codes.PermissionDenied
 	case errors.Is(err, quorum.ErrNotLeader), errors.Is(err, quorum.ErrTimeout),

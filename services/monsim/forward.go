@@ -2,6 +2,7 @@ package monsim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/mgrplane/mgrplane/internal/rpcserver"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/quorum"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -23,9 +25,19 @@ import (
 type forwarder struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	// creds: mutual TLS with the monitor certificate, or plaintext when the
+	// monitor is insecure.
+	creds credentials.TransportCredentials
 }
 
-func newForwarder() *forwarder { return &forwarder{conns: map[string]*grpc.ClientConn{}} }
+// newForwarder dials other monitors with tc (nil: plaintext).
+func newForwarder(tc *tls.Config) *forwarder {
+	f := &forwarder{conns: map[string]*grpc.ClientConn{}, creds: insecure.NewCredentials()}
+	if tc != nil {
+		f.creds = credentials.NewTLS(tc)
+	}
+	return f
+}
 
 func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	f.mu.Lock()
@@ -33,7 +45,7 @@ func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := f.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(f.creds),
 		grpc.WithKeepaliveParams(rpcserver.ClientKeepaliveParams()))
 	if err != nil {
 		return nil, fmt.Errorf("failed to dial the leader at %s: %w", addr, err)

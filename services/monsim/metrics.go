@@ -41,6 +41,20 @@ func listenMetrics(addr string, tlsCfg *tls.Config) (net.Listener, error) {
 	return lis, nil
 }
 
+// metricsTLS is the metrics listener's TLS: the monitor's certificate for
+// HTTP/1.1 scrapers (Prometheus trusts the cluster CA, tls_config ca_file),
+// no client certificate asked; nil (plaintext) when the monitor is Insecure.
+func metricsTLS(cfg Config) *tls.Config {
+	if cfg.Insecure || cfg.Creds == nil {
+		return nil
+	}
+	c := cfg.Creds.TLS.Clone()
+	c.NextProtos = []string{"http/1.1"}
+	c.ClientAuth = tls.NoClientCert
+	c.ClientCAs = nil
+	return c
+}
+
 // metricsServer serves a gatherer at MetricsPath on one listener.
 type metricsServer struct {
 	lis  net.Listener

@@ -45,16 +45,16 @@ func (h *monitorHandler) Authenticate(ctx context.Context, req *mgrv1.Authentica
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewMonitorServiceClient(c).Authenticate(ctx, req)
+		return mgrv1.NewMonitorServiceClient(c).Authenticate(forwardCtx(ctx), req)
 	}
 	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Authenticate{Authenticate: &mgrv1.AuthenticateOp{
-		Fsid: req.GetFsid(), Name: req.GetName(),
+		Fsid: req.GetFsid(), Name: req.GetName(), Entity: callerOf(ctx).entity,
 	}}}, true)
 	if err != nil {
 		return nil, toStatus(h.s.logger, err)
 	}
 	h.s.live.Seen(r.GID, time.Now())
-	h.s.logger.Info("authenticated", "name", req.GetName(), "gid", r.GID)
+	h.s.logger.Info("authenticated", "name", req.GetName(), "gid", r.GID, "entity", callerOf(ctx).entity)
 	return &mgrv1.AuthenticateResponse{
 		Gid:          r.GID,
 		Fsid:         h.s.node.State().GetMap().GetFsid(),
@@ -78,7 +78,7 @@ func (h *monitorHandler) Beacon(ctx context.Context, req *mgrv1.BeaconRequest) (
 			return nil, toStatus(h.s.logger, err)
 		}
 		result = metrics.BeaconForwarded
-		return mgrv1.NewMonitorServiceClient(c).Beacon(ctx, req)
+		return mgrv1.NewMonitorServiceClient(c).Beacon(forwardCtx(ctx), req)
 	}
 	now := time.Now()
 	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Beacon{Beacon: req}}, false)
@@ -109,7 +109,7 @@ func (h *monitorHandler) Leave(ctx context.Context, req *mgrv1.LeaveRequest) (*m
 		if err != nil {
 			return nil, toStatus(h.s.logger, err)
 		}
-		return mgrv1.NewMonitorServiceClient(c).Leave(ctx, req)
+		return mgrv1.NewMonitorServiceClient(c).Leave(forwardCtx(ctx), req)
 	}
 	r, err := h.s.propose(ctx, &mgrv1.Command{Op: &mgrv1.Command_Leave{Leave: &mgrv1.LeaveOp{
 		Fsid: req.GetFsid(), Gid: req.GetGid(), Name: req.GetName(),

@@ -6,8 +6,10 @@ package monsim
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -56,6 +59,8 @@ type Server struct {
 	// a manager's broken connection.
 	stopping atomic.Bool
 	crash    *crashWatch
+	guard    *guard
+	audit    io.Closer
 	// ready is true once this monitor has applied everything committed
 	// before it started, so its reads and watches are not behind.
 	ready atomic.Bool
@@ -110,7 +115,7 @@ func New(cfg Config, logger hclog.Logger) (_ *Server, err error) {
 	}
 	var mlis net.Listener
 	if cfg.MetricsAddr != "" {
-		if mlis, err = listenMetrics(cfg.MetricsAddr, nil); err != nil {
+		if mlis, err = listenMetrics(cfg.MetricsAddr, metricsTLS(cfg)); err != nil {
 			hub.Close()
 			_ = lis.Close()
 			return nil, err
@@ -131,7 +136,17 @@ func New(cfg Config, logger hclog.Logger) (_ *Server, err error) {
 		}
 	}
 	peers, _ := cfg.peers() // validated
-	mux := quorum.NewMux(lis, logger)
+	var raftTLS, peerTLS *tls.Config
+	if cfg.Creds != nil && !cfg.Insecure {
+		raftTLS, peerTLS = cfg.Creds.RaftServerTLS, cfg.Creds.PeerTLS
+	}
+	audit, auditCloser, err := openAudit(cfg.AuditLog, logger)
+	if err != nil {
+		hub.Close()
+		_ = lis.Close()
+		return nil, err
+	}
+	mux := quorum.NewMux(lis, logger, raftTLS, peerTLS)
 	qc := quorum.DefaultConfig()
 	qc.DataDir, qc.NodeID, qc.Advertise, qc.Peers, qc.Join = cfg.DataDir, cfg.NodeID, advertise, peers, len(cfg.Join) > 0
 	qc.OnCommit, qc.OnApply = met.Committed, met.Applied
@@ -139,6 +154,7 @@ func New(cfg Config, logger hclog.Logger) (_ *Server, err error) {
 	if err != nil {
 		hub.Close()
 		_ = lis.Close()
+		_ = auditCloser.Close()
 		return nil, err
 	}
 	hist.node.Store(node)
@@ -148,7 +164,8 @@ func New(cfg Config, logger hclog.Logger) (_ *Server, err error) {
 		lis:       lis,
 		mux:       mux,
 		advertise: advertise,
-		fwd:       newForwarder(),
+		fwd:       newForwarder(peerTLS),
+		audit:     auditCloser,
 		node:      node,
 		hub:       hub,
 		live:      liveness.New(time.Now()),
@@ -162,8 +179,16 @@ func New(cfg Config, logger hclog.Logger) (_ *Server, err error) {
 		s.metrics = newMetricsServer(mlis, reg, logger.Named("metrics"))
 	}
 	s.crash = newCrashWatch(func(gid uint64) bool { return s.node.State().GetMap().GetActiveGid() == gid }, s.live.Lost)
+	s.guard = newGuard(s, audit)
+	extra := []grpc.ServerOption{grpc.ForceServerCodecV2(newCodec())}
+	if !cfg.Insecure {
+		extra = append(extra, grpc.Creds(credentials.NewTLS(cfg.Creds.TLS)))
+	}
 	s.grpc, s.health = rpcserver.New(logger.Named("grpc"), rpcserver.Options{
-		Extra: []grpc.ServerOption{grpc.ForceServerCodecV2(newCodec())},
+		Unary:          []grpc.UnaryServerInterceptor{s.guard.Unary},
+		Stream:         []grpc.StreamServerInterceptor{s.guard.Stream},
+		Extra:          extra,
+		MaxRecvMsgSize: cfg.MaxMsgSize,
 	})
 	mgrv1.RegisterMonitorServiceServer(s.grpc, &monitorHandler{s: s})
 	mgrv1.RegisterAdminServiceServer(s.grpc, &adminHandler{s: s})
@@ -181,6 +206,20 @@ func (s *Server) MetricsAddr() string {
 		return ""
 	}
 	return s.metrics.lis.Addr().String()
+}
+
+// MetricsURL is the URL the metrics server answers at, "" when
+// Config.MetricsAddr is empty: https unless the monitor is Insecure.
+func (s *Server) MetricsURL() string {
+	a := s.MetricsAddr()
+	if a == "" {
+		return ""
+	}
+	scheme := "https"
+	if metricsTLS(s.cfg) == nil {
+		scheme = "http"
+	}
+	return scheme + "://" + a + MetricsPath
 }
 
 // Registry is the registry holding the monitor's metrics (Config.Registry,
@@ -217,6 +256,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.fwd.close()
 		closeErr = s.node.Close()
 		_ = s.mux.Close()
+		_ = s.audit.Close()
 		return nil
 	})
 	err := g.Wait()
@@ -279,6 +319,10 @@ func (s *Server) becomeLeader(ctx context.Context) {
 			return
 		}
 	}
+	if err := s.seedKeyring(ctx); err != nil {
+		s.logger.Error("seeding the keyring failed; retrying on the next tick", "error", err)
+		return
+	}
 	// Rule 7: a new leader gives every daemon a full grace before judging it.
 	s.live.Reset(time.Now())
 	s.leading.Store(true)
@@ -302,6 +346,23 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		return err
 	}
 	s.logger.Info("bootstrapped a new cluster", "fsid", s.node.State().GetMap().GetFsid())
+	return nil
+}
+
+// seedKeyring fills an empty replicated keyring from the creds dir's
+// keyring, once: afterwards keys change only through the auth RPCs.
+func (s *Server) seedKeyring(ctx context.Context) error {
+	if s.cfg.Insecure || len(s.node.State().GetAuth()) > 0 {
+		return nil
+	}
+	op := &mgrv1.AuthOp{Action: mgrv1.AuthAction_AUTH_ACTION_SEED, Actor: "mon." + s.cfg.NodeID}
+	for _, e := range s.cfg.Creds.Keyring {
+		op.Seed = append(op.Seed, &mgrv1.AuthEntity{Name: e.Name, Key: e.Key, Caps: e.Caps})
+	}
+	if _, err := s.node.Apply(ctx, &mgrv1.Command{Op: &mgrv1.Command_Auth{Auth: op}}); err != nil && !errors.Is(err, mgrmap.ErrAuthState) {
+		return err
+	}
+	s.logger.Info("seeded the keyring", "entities", len(op.Seed))
 	return nil
 }
 

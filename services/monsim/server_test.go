@@ -14,7 +14,6 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -48,7 +47,7 @@ func startMonitorAsync(t *testing.T, cfg Config) *testMonitor {
 	ctx, cancel := context.WithCancel(context.Background())
 	tm := &testMonitor{srv: srv, cancel: cancel, done: make(chan error, 1)}
 	go func() { tm.done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(srv.Addr(), clientOptions(t, cfg, "client.admin")...)
 	if err != nil {
 		t.Error(err)
 	}
@@ -88,10 +87,11 @@ func (tm *testMonitor) stop(t *testing.T) {
 	}
 }
 
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	cfg.Insecure = true
 	return cfg
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mgrplane/mgrplane/internal/creds"
 )
 
 // Defaults and bounds of Config, checked by Validate.
@@ -102,8 +104,24 @@ type Config struct {
 	// default) or 307 redirects to the same path on the active; 503 (for
 	// load balancers that should not follow) refuses, naming the active.
 	StandbyHTTPStatus int
+
+	// CredsDir is the creds dir: the cluster CA the monitors' certificates
+	// are checked against, the keyring (unless Keyring is set) and mgr.crt
+	// and mgr.key for the manager's own listeners (unless TLS is set).
+	// Required unless Insecure.
+	CredsDir string
+	// Keyring is the keyring file holding Entity's key; empty means
+	// CredsDir/keyring.
+	Keyring string
+	// Entity is who the manager authenticates as; empty means mgr.NAME.
+	// An entity with caps mgr may act only under its own name.
+	Entity string
+	// Insecure talks plaintext to the monitors without credentials (and,
+	// unless TLS is set, serves plaintext). For tests and embedders that
+	// secure the network otherwise; never the default.
+	Insecure bool
 	// TLS is the server TLS for the manager's gRPC and HTTP listeners; nil
-	// means plaintext.
+	// means plaintext when Insecure, else mgr.crt and mgr.key from CredsDir.
 	TLS *tls.Config
 }
 
@@ -146,6 +164,14 @@ func (c Config) Validate() error {
 	}
 	if c.BeaconPeriod < MinBeaconPeriod || c.BeaconPeriod > MaxBeaconPeriod {
 		bad("BeaconPeriod %v: must be between %v and %v", c.BeaconPeriod, MinBeaconPeriod, MaxBeaconPeriod)
+	}
+	if !c.Insecure && c.CredsDir == "" {
+		bad("CredsDir: required (the cluster's creds dir, from `monsim creds init`), unless Insecure")
+	}
+	if c.Entity != "" {
+		if err := creds.ValidateEntityName(c.Entity); err != nil {
+			bad("Entity: %v", err)
+		}
 	}
 	if err := checkAddr(c.GRPCAddr, true); err != nil {
 		bad("GRPCAddr %q: %v", c.GRPCAddr, err)

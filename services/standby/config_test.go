@@ -39,11 +39,15 @@ func TestConfigValidate(t *testing.T) {
 		"reconnect min zero":      {change: func(c *Config) { c.ReconnectMin = 0 }, want: "ReconnectMin 0s: must be between 1ms and 5m0s"},
 		"reconnect max below min": {change: func(c *Config) { c.ReconnectMax = time.Millisecond }, want: "ReconnectMax 1ms: must be between ReconnectMin (50ms) and 5m0s"},
 		"reconnect max too long":  {change: func(c *Config) { c.ReconnectMax = time.Hour }, want: "ReconnectMax 1h0m0s"},
+		"secure without creds":    {change: func(c *Config) { c.Insecure = false }, want: "CredsDir: required"},
+		"secure with creds":       {change: func(c *Config) { c.Insecure, c.CredsDir = false, "/etc/mgrplane" }},
+		"bad entity":              {change: func(c *Config) { c.Entity = "osd.1" }, want: "Entity: invalid credentials: entity \"osd.1\": must be mgr.ID or client.ID"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Name = "x"
+			cfg.Insecure = true
 			tc.change(&cfg)
 			err := cfg.Validate()
 			if tc.want == "" {
@@ -67,4 +71,29 @@ func TestDefaultConfig(t *testing.T) {
 		cfg.Priority != 0 || cfg.Zone != "" {
 		t.Errorf("DefaultConfig = %+v", cfg)
 	}
+}
+
+// FuzzConfig checks Validate on fuzzed values: it never panics, and what it
+// accepts is within the documented bounds.
+func FuzzConfig(f *testing.F) {
+	f.Add("x", "127.0.0.1:6789", "", "", int64(time.Second), int64(50*time.Millisecond), int64(2*time.Second), "", "127.0.0.1:0", "/creds", false)
+	f.Add("-x", "nowhere", "rack 1", "h:1", int64(-1), int64(0), int64(-5), "osd.1", ":http", "", true)
+	f.Fuzz(func(t *testing.T, name, monitor, zone, host string, period, rmin, rmax int64, entity, grpcAddr, credsDir string, insecure bool) {
+		c := DefaultConfig()
+		c.Name, c.Monitors, c.Zone, c.AdvertiseHost = name, []string{monitor}, zone, host
+		c.BeaconPeriod, c.ReconnectMin, c.ReconnectMax = time.Duration(period), time.Duration(rmin), time.Duration(rmax)
+		c.Entity, c.GRPCAddr, c.CredsDir, c.Insecure = entity, grpcAddr, credsDir, insecure
+		if c.Validate() != nil {
+			return
+		}
+		if len(c.Name) == 0 || len(c.Name) > MaxNameLen || len(c.Zone) > MaxZoneLen || len(c.AdvertiseHost) > MaxHostLen {
+			t.Fatalf("accepted name %q zone %q host %q", c.Name, c.Zone, c.AdvertiseHost)
+		}
+		if c.BeaconPeriod < MinBeaconPeriod || c.BeaconPeriod > MaxBeaconPeriod || c.ReconnectMin > c.ReconnectMax {
+			t.Fatalf("accepted timings %v %v %v", c.BeaconPeriod, c.ReconnectMin, c.ReconnectMax)
+		}
+		if !c.Insecure && c.CredsDir == "" {
+			t.Fatal("accepted a secure config without a creds dir")
+		}
+	})
 }

@@ -29,6 +29,9 @@ func testConfig(t testing.TB, mon *montest.Monitor, name string) Config {
 	cfg.ReconnectMin = 5 * time.Millisecond
 	cfg.ReconnectMax = 50 * time.Millisecond
 	cfg.Logger = testlog.New(t)
+	// The fake monitor is plaintext; the real one is tested securely in
+	// test/e2e and internal/chaos.
+	cfg.Insecure = true
 	return cfg
 }
 

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/internal/runtimemetrics"
 	"github.com/mgrplane/mgrplane/services/standby/internal/metrics"
 	"github.com/mgrplane/mgrplane/services/standby/internal/monclient"
@@ -76,6 +77,8 @@ type Standby struct {
 	ran   atomic.Bool
 	// mon is the monitor client while Run runs.
 	mon atomic.Pointer[monclient.Client]
+	// dial carries the TLS and per-call credentials to the monitors.
+	dial []grpc.DialOption
 }
 
 // New checks cfg and the modules and returns a manager carrying them and the
@@ -97,6 +100,25 @@ func newStandby(cfg Config, coldStart bool, modules []Module) (*Standby, error) 
 	s := &Standby{cfg: cfg, log: log, started: time.Now(), reg: cfg.Registry}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
+	}
+	serverTLS := cfg.TLS
+	if !cfg.Insecure {
+		entity := cfg.Entity
+		if entity == "" {
+			entity = "mgr." + cfg.Name
+		}
+		cc, err := creds.LoadClient(cfg.CredsDir, cfg.Keyring, entity)
+		if err != nil {
+			return nil, fmt.Errorf("credentials: %w", err)
+		}
+		s.dial = cc.DialOptions()
+		if serverTLS == nil {
+			m, err := creds.LoadManager(cfg.CredsDir)
+			if err != nil {
+				return nil, fmt.Errorf("manager certificate: %w", err)
+			}
+			serverTLS = m.TLS
+		}
 	}
 
 	all := append([]Module{statusModule{s: s}}, modules...)
@@ -159,7 +181,7 @@ func newStandby(cfg Config, coldStart bool, modules []Module) (*Standby, error) 
 		LeaveTimeout:  leaveTimeout,
 		Observer:      met,
 
-		TLS:               cfg.TLS,
+		TLS:               serverTLS,
 		StandbyHTTPStatus: cfg.StandbyHTTPStatus,
 		ColdStart:         coldStart,
 	}, rmods, log)
@@ -197,7 +219,7 @@ func (s *Standby) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("standby: Run called twice")
 	}
-	mon, err := monclient.New(s.cfg.Monitors, s.log.Named("monclient"))
+	mon, err := monclient.New(s.cfg.Monitors, s.log.Named("monclient"), s.dial...)
 	if err != nil {
 		return err
 	}

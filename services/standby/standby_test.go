@@ -775,6 +775,7 @@ func TestNewRejectsModules(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Name = "x"
+			cfg.Insecure = true
 			_, err := New(cfg, tc.modules...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New = %v, want an error with %q", err, tc.want)

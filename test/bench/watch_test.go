@@ -370,6 +370,9 @@ func startQuorum(b *testing.B, n int) []string {
 	}
 	for i := range n {
 		cfg := monsim.DefaultConfig()
+		cfg.Insecure = true
+		// Watchers and beacons far beyond one entity's limits: none may interfere.
+		cfg.BeaconRate, cfg.BeaconBurst, cfg.AuthRate, cfg.AuthBurst, cfg.MaxWatches = 1e6, 1000000, 1e6, 1000000, 1000000
 		cfg.Addr, cfg.NodeID, cfg.Peers, cfg.DataDir = addrs[i], fmt.Sprintf("m%d", i+1), peers, b.TempDir()
 		cfg.Grace = 10 * time.Minute
 		srv, err := monsim.New(cfg, newBenchLogger(b))
@@ -429,6 +432,9 @@ func startMonitor(b *testing.B) *monsim.Server {
 	cfg := monsim.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = b.TempDir()
+	cfg.Insecure = true
+	// Watchers and beacons far beyond one entity's limits: none may interfere.
+	cfg.BeaconRate, cfg.BeaconBurst, cfg.AuthRate, cfg.AuthBurst, cfg.MaxWatches = 1e6, 1000000, 1e6, 1000000, 1000000
 	// The managers beacon only to join: keep them in the map however long
 	// the run (a drop would change the map under the benchmark).
 	cfg.Grace = 10 * time.Minute

@@ -44,53 +44,60 @@ func TestBadInput(t *testing.T) {
 		manyKeys[fmt.Sprintf("k%d", i)] = "v"
 	}
 
+	// Managers' calls are made as mgr.x (the active's own entity), the rest
+	// as client.admin: each case reaches the check it is about.
 	for name, tc := range map[string]struct {
 		method, body string
 		code, msg    string
+		entity       string
 	}{
 		"beacon with a wrong fsid": {
 			"mgr.v1.MonitorService/Beacon", beacon("not-this-cluster", gid, "x", nil),
-			"FailedPrecondition", "not-this-cluster",
+			"FailedPrecondition", "not-this-cluster", "mgr.x",
 		},
 		"beacon with a gid never issued": {
 			"mgr.v1.MonitorService/Beacon", beacon(fsid, 999999, "x", nil),
-			"NotFound", "999999",
+			"NotFound", "999999", "mgr.x",
 		},
 		"beacon with another manager's gid": {
-			"mgr.v1.MonitorService/Beacon", beacon(fsid, gid, "intruder", nil),
-			"PermissionDenied", fmt.Sprint(gid),
+			"mgr.v1.MonitorService/Beacon", beacon(fsid, gid, "y", nil),
+			"PermissionDenied", fmt.Sprintf("gid %d belongs to entity mgr.x, not mgr.y", gid), "mgr.y",
+		},
+		"beacon under another manager's name": {
+			"mgr.v1.MonitorService/Beacon", beacon(fsid, gid, "x", nil),
+			"PermissionDenied", "entity mgr.y may act only as manager \"y\", not \"x\"", "mgr.y",
 		},
 		"beacon with an oversize metadata value": {
 			"mgr.v1.MonitorService/Beacon", beacon(fsid, gid, "x", bigValue),
-			"InvalidArgument", "1024",
+			"InvalidArgument", "1024", "mgr.x",
 		},
 		"beacon with too many metadata keys": {
 			"mgr.v1.MonitorService/Beacon", beacon(fsid, gid, "x", manyKeys),
-			"InvalidArgument", "64",
+			"InvalidArgument", "64", "mgr.x",
 		},
 		"beacon without a gid": {
 			"mgr.v1.MonitorService/Beacon", fmt.Sprintf(`{"fsid":%q,"name":"x"}`, fsid),
-			"InvalidArgument", "gid",
+			"InvalidArgument", "gid", "mgr.x",
 		},
 		"authenticate with a bad name": {
 			"mgr.v1.MonitorService/Authenticate", `{"name":"no spaces allowed"}`,
-			"InvalidArgument", "name",
+			"InvalidArgument", "name", "client.admin",
 		},
 		"authenticate with a wrong fsid": {
 			"mgr.v1.MonitorService/Authenticate", `{"fsid":"not-this-cluster","name":"x"}`,
-			"FailedPrecondition", "fsid",
+			"FailedPrecondition", "fsid", "client.admin",
 		},
 		"leave with a gid never issued": {
 			"mgr.v1.MonitorService/Leave", fmt.Sprintf(`{"fsid":%q,"gid":"999999","name":"x"}`, fsid),
-			"NotFound", "999999",
+			"NotFound", "999999", "mgr.x",
 		},
 		"fail with an oversize argument": {
 			"mgr.v1.AdminService/FailManager", fmt.Sprintf(`{"who":%q}`, strings.Repeat("a", 65)),
-			"InvalidArgument", "64",
+			"InvalidArgument", "64", "client.admin",
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := grpcurl(t, "-plaintext", "-d", tc.body, c.monAddr, tc.method)
+			r := grpcurlAs(t, tc.entity, "-d", tc.body, c.monAddr, tc.method)
 			if r.code == 0 || !strings.Contains(r.stderr, "Code: "+tc.code) || !strings.Contains(r.stderr, tc.msg) {
 				t.Errorf("want a non-zero exit, Code: %s and %q in the message:\n%s", tc.code, tc.msg, r)
 			}

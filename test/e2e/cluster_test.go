@@ -64,7 +64,7 @@ func TestClusterComesUp(t *testing.T) {
 	if !slices.Contains(m.ActiveAddrs, active.grpcAddr) {
 		t.Errorf("map's active_addrs %v lack the active's gRPC address %s", m.ActiveAddrs, active.grpcAddr)
 	}
-	r := grpcurl(t, "-plaintext", "-v", active.grpcAddr, "mgr.v1.ManagerService/GetStatus")
+	r := grpcurlAs(t, "", "-v", active.grpcAddr, "mgr.v1.ManagerService/GetStatus")
 	if r.code != 0 {
 		t.Fatalf("want exit 0:\n%s", r)
 	}
@@ -89,10 +89,11 @@ func TestClusterComesUp(t *testing.T) {
 	listHas(t, active.grpcAddr, "mgr.v1.ManagerService", "grpc.health.v1.Health")
 }
 
-// listHas checks that `grpcurl -plaintext addr list` names every service.
+// listHas checks that `grpcurl addr list` (over TLS, reflection needs no
+// credentials) names every service.
 func listHas(t *testing.T, addr string, services ...string) {
 	t.Helper()
-	r := grpcurl(t, "-plaintext", addr, "list")
+	r := grpcurlAs(t, "", addr, "list")
 	if r.code != 0 {
 		t.Fatalf("want exit 0:\n%s", r)
 	}

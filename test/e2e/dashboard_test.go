@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/mgrplane/mgrplane/internal/creds"
 )
 
 // browserCallTimeout bounds one call to the browser.
@@ -48,6 +53,21 @@ func artifactDir(t *testing.T, fallback string) string {
 	return dir
 }
 
+// mgrSPKI is the base64 SHA-256 of the managers' certificate's public key.
+func mgrSPKI(t *testing.T) string {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(filepath.Join(testCreds, creds.MgrCertFile), filepath.Join(testCreds, creds.MgrKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
 // newBrowser starts headless Chromium for the test; t.Cleanup stops it.
 func newBrowser(t *testing.T, chromium string) context.Context {
 	t.Helper()
@@ -55,6 +75,11 @@ func newBrowser(t *testing.T, chromium string) context.Context {
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox, // CI runs as root
 		chromedp.WindowSize(1280, 1000),
+		// The managers serve HTTPS with a certificate of the test's own CA,
+		// which Chromium does not know. Rather than ignore every
+		// certificate error, it is told to accept exactly the key of the
+		// managers' certificate (SPKI SHA-256), for this browser only.
+		chromedp.Flag("ignore-certificate-errors-spki-list", mgrSPKI(t)),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	// The first call starts the browser, which lives as long as its
@@ -98,7 +123,7 @@ func (c *cluster) waitDashboard(name string) string {
 		if url == "" || c.byHTTPPort(url) != name {
 			return false, fmt.Sprintf("dashboard URL %q", url)
 		}
-		resp, err := http.Get(url)
+		resp, err := httpsGet(c.t, url)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -236,7 +261,7 @@ func TestDashboardInABrowserAcrossAFailover(t *testing.T) {
 	c.mustMgrctl("module", "disable", "dashboard")
 	waitPage(t, ctx, "its stream lost after the disable", func(p pageState) bool { return p.Link != "live" })
 	waitFor(t, "the dashboard URL to answer 503", func() (bool, string) {
-		resp, err := http.Get(url)
+		resp, err := httpsGet(t, url)
 		if err != nil {
 			return false, err.Error()
 		}

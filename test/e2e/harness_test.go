@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mgrplane/mgrplane/internal/creds"
 )
 
 // Timings of the test harness. None is asserted: they bound waits.
@@ -63,7 +66,8 @@ func freeAddr(t *testing.T) string {
 }
 
 // cleanEnv is the test's environment without MGRPLANE_* variables, so that
-// only the flags the test passes configure the programs.
+// only the flags the test passes configure the programs, except
+// MGRPLANE_CREDS: every program uses the package's creds dir.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -71,7 +75,54 @@ func cleanEnv() []string {
 			env = append(env, kv)
 		}
 	}
-	return env
+	return append(env, "MGRPLANE_CREDS="+testCreds)
+}
+
+// clientTLS trusts the package's CA, for HTTPS to the managers.
+func clientTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	tc, err := creds.ClientTLS(testCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+// httpsGet GETs url trusting the package's CA, without keeping the connection.
+func httpsGet(t *testing.T, url string) (*http.Response, error) {
+	t.Helper()
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: clientTLS(t)}
+	defer tr.CloseIdleConnections()
+	return (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
+}
+
+// token signs a call token for entity with its key in the package's keyring.
+func token(t *testing.T, entity string) string {
+	t.Helper()
+	es, err := creds.ReadKeyring(filepath.Join(testCreds, creds.KeyringFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok := creds.Find(es, entity)
+	if !ok {
+		t.Fatalf("entity %s is not in the test keyring", entity)
+	}
+	tok, err := creds.MakeToken(e.Name, e.Key, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// grpcurlAs runs grpcurl over TLS (trusting the package's CA) with a token
+// for entity ("" sends none).
+func grpcurlAs(t *testing.T, entity string, args ...string) result {
+	t.Helper()
+	pre := []string{"-cacert", filepath.Join(testCreds, creds.CACertFile)}
+	if entity != "" {
+		pre = append(pre, "-H", creds.TokenMetadata+": "+token(t, entity))
+	}
+	return grpcurl(t, append(pre, args...)...)
 }
 
 // proc is one running program; its stderr (and, unless outPath is set, its
@@ -306,10 +357,11 @@ func (c *cluster) startMonitor() {
 	})
 }
 
-// startStandby starts a standby daemon named name on fresh ports.
-func (c *cluster) startStandby(name string) *standbyProc {
+// startStandby starts a standby daemon named name on fresh ports, with
+// extra flags after the harness's.
+func (c *cluster) startStandby(name string, extra ...string) *standbyProc {
 	c.t.Helper()
-	return c.startManager(bins.standby, name)
+	return c.startManager(bins.standby, name, extra...)
 }
 
 // startManager starts bin (the standby daemon, or a program embedding the
@@ -509,7 +561,11 @@ type statusBody struct {
 
 // getStatus GETs url without keeping the connection.
 func getStatus(url string) (statusAnswer, error) {
-	tr := &http.Transport{DisableKeepAlives: true}
+	tc, err := creds.ClientTLS(testCreds)
+	if err != nil {
+		return statusAnswer{}, err
+	}
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tc}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	resp, err := cl.Get(url)

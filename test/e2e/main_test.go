@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mgrplane/mgrplane/internal/chaos"
+	"github.com/mgrplane/mgrplane/internal/creds"
 
 	"go.uber.org/goleak"
 )
@@ -30,6 +31,14 @@ type binaries struct {
 // afterwards; it is empty with -short (the tests then skip).
 var bins binaries
 
+// testCreds is the creds dir every cluster of the package uses (one CA, a
+// keyring with client.admin and mgr.NAME for the managers the tests run),
+// written once by TestMain; cleanEnv hands it to every program.
+var testCreds string
+
+// testManagers get an entity mgr.NAME (caps mgr, read) in the keyring.
+var testManagers = []string{"a", "b", "c", "w", "x", "y", "z", "early"}
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	var dir string
@@ -41,6 +50,10 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		bins, err = build(dir)
+		if err == nil {
+			testCreds = filepath.Join(dir, "creds")
+			err = creds.Init(testCreds, creds.InitOptions{Managers: testManagers})
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			_ = os.RemoveAll(dir)

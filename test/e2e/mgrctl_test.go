@@ -54,7 +54,7 @@ func TestMgrctl(t *testing.T) {
 			`(?m)^status +always-on +yes +-$`,
 			`(?m)^dashboard +off +yes +-$`,
 			`(?m)^prometheus +off +yes +-$`,
-			fmt.Sprintf(`(?m)^status +http://%s/status/$`, regexp.QuoteMeta(c.standbys[active].httpAddr)),
+			fmt.Sprintf(`(?m)^status +https://%s/status/$`, regexp.QuoteMeta(c.standbys[active].httpAddr)),
 		} {
 			if !regexp.MustCompile(re).MatchString(out) {
 				t.Errorf("mgrctl dump does not match %s:\n%s", re, out)
@@ -82,7 +82,7 @@ func TestMgrctl(t *testing.T) {
 
 	t.Run("services", func(t *testing.T) {
 		out := c.mustMgrctl("services")
-		want := fmt.Sprintf("SERVICE  URL\nstatus   http://%s/status/\n", c.standbys[active].httpAddr)
+		want := fmt.Sprintf("SERVICE  URL\nstatus   https://%s/status/\n", c.standbys[active].httpAddr)
 		if out != want {
 			t.Errorf("mgrctl services = %q, want %q", out, want)
 		}

@@ -56,7 +56,8 @@ func requireE2E(t *testing.T) {
 }
 
 // cleanEnv is the test's environment without MGRPLANE_* variables, so that
-// only the flags the test passes configure the programs.
+// only the flags the test passes configure the programs, except
+// MGRPLANE_CREDS: every program uses the package's creds dir.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -64,7 +65,7 @@ func cleanEnv() []string {
 			env = append(env, kv)
 		}
 	}
-	return env
+	return append(env, "MGRPLANE_CREDS="+testCreds)
 }
 
 // proc is one running program; its stderr (and its stdout, unless a line

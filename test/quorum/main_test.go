@@ -5,10 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/mgrplane/mgrplane/internal/chaos"
+	"github.com/mgrplane/mgrplane/internal/creds"
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
@@ -23,6 +26,11 @@ type binaries struct {
 // afterwards; it is empty with -short (the end-to-end tests then skip).
 var bins binaries
 
+// testCreds is the creds dir every cluster of the package uses, written
+// once by TestMain; cleanEnv hands it to every program. Its certificates
+// name the namespaces' addresses too (monitors at .10 up, clients at .100).
+var testCreds string
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	var dir string
@@ -34,6 +42,14 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		bins, err = build(dir)
+		if err == nil {
+			testCreds = filepath.Join(dir, "creds")
+			hosts := []string{netnsSubnet + "100"}
+			for i := range 8 {
+				hosts = append(hosts, netnsSubnet+strconv.Itoa(10+i))
+			}
+			err = creds.Init(testCreds, creds.InitOptions{Hosts: hosts, Managers: []string{"a", "b", "c"}})
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "quorum:", err)
 			_ = os.RemoveAll(dir)

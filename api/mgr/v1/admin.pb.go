@@ -2281,11 +2281,615 @@ func (x *ListBeaconsResponse) GetEpoch() uint64 {
 	return 0
 }
 
+// AuthInfo is an entity without its secrets.
+type AuthInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Caps  []string               `protobuf:"bytes,2,rep,name=caps,proto3" json:"caps,omitempty"`
+	// A rotation is in progress: two keys are accepted.
+	Rotating      bool `protobuf:"varint,3,opt,name=rotating,proto3" json:"rotating,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthInfo) Reset() {
+	*x = AuthInfo{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthInfo) ProtoMessage() {}
+
+func (x *AuthInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthInfo.ProtoReflect.Descriptor instead.
+func (*AuthInfo) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *AuthInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthInfo) GetCaps() []string {
+	if x != nil {
+		return x.Caps
+	}
+	return nil
+}
+
+func (x *AuthInfo) GetRotating() bool {
+	if x != nil {
+		return x.Rotating
+	}
+	return false
+}
+
+type ListAuthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuthRequest) Reset() {
+	*x = ListAuthRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuthRequest) ProtoMessage() {}
+
+func (x *ListAuthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuthRequest.ProtoReflect.Descriptor instead.
+func (*ListAuthRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{45}
+}
+
+type ListAuthResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entities      []*AuthInfo            `protobuf:"bytes,1,rep,name=entities,proto3" json:"entities,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuthResponse) Reset() {
+	*x = ListAuthResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuthResponse) ProtoMessage() {}
+
+func (x *ListAuthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuthResponse.ProtoReflect.Descriptor instead.
+func (*ListAuthResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListAuthResponse) GetEntities() []*AuthInfo {
+	if x != nil {
+		return x.Entities
+	}
+	return nil
+}
+
+type GetAuthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuthRequest) Reset() {
+	*x = GetAuthRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuthRequest) ProtoMessage() {}
+
+func (x *GetAuthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuthRequest.ProtoReflect.Descriptor instead.
+func (*GetAuthRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *GetAuthRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type GetAuthResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entity        *AuthEntity            `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuthResponse) Reset() {
+	*x = GetAuthResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuthResponse) ProtoMessage() {}
+
+func (x *GetAuthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuthResponse.ProtoReflect.Descriptor instead.
+func (*GetAuthResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GetAuthResponse) GetEntity() *AuthEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+type AddAuthRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// mgr.NAME or client.NAME.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// A subset of mgr, read, admin.
+	Caps          []string `protobuf:"bytes,2,rep,name=caps,proto3" json:"caps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddAuthRequest) Reset() {
+	*x = AddAuthRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddAuthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddAuthRequest) ProtoMessage() {}
+
+func (x *AddAuthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddAuthRequest.ProtoReflect.Descriptor instead.
+func (*AddAuthRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *AddAuthRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AddAuthRequest) GetCaps() []string {
+	if x != nil {
+		return x.Caps
+	}
+	return nil
+}
+
+type AddAuthResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new entity with its key.
+	Entity        *AuthEntity `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddAuthResponse) Reset() {
+	*x = AddAuthResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddAuthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddAuthResponse) ProtoMessage() {}
+
+func (x *AddAuthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddAuthResponse.ProtoReflect.Descriptor instead.
+func (*AddAuthResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *AddAuthResponse) GetEntity() *AuthEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+type RemoveAuthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAuthRequest) Reset() {
+	*x = RemoveAuthRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAuthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAuthRequest) ProtoMessage() {}
+
+func (x *RemoveAuthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAuthRequest.ProtoReflect.Descriptor instead.
+func (*RemoveAuthRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RemoveAuthRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveAuthResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAuthResponse) Reset() {
+	*x = RemoveAuthResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAuthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAuthResponse) ProtoMessage() {}
+
+func (x *RemoveAuthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAuthResponse.ProtoReflect.Descriptor instead.
+func (*RemoveAuthResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{52}
+}
+
+type SetAuthCapsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Caps          []string               `protobuf:"bytes,2,rep,name=caps,proto3" json:"caps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAuthCapsRequest) Reset() {
+	*x = SetAuthCapsRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAuthCapsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAuthCapsRequest) ProtoMessage() {}
+
+func (x *SetAuthCapsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAuthCapsRequest.ProtoReflect.Descriptor instead.
+func (*SetAuthCapsRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *SetAuthCapsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetAuthCapsRequest) GetCaps() []string {
+	if x != nil {
+		return x.Caps
+	}
+	return nil
+}
+
+type SetAuthCapsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entity        *AuthInfo              `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAuthCapsResponse) Reset() {
+	*x = SetAuthCapsResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAuthCapsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAuthCapsResponse) ProtoMessage() {}
+
+func (x *SetAuthCapsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAuthCapsResponse.ProtoReflect.Descriptor instead.
+func (*SetAuthCapsResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *SetAuthCapsResponse) GetEntity() *AuthInfo {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+type RotateAuthRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Finish a rotation: the pending key becomes the only key.
+	Finish        bool `protobuf:"varint,2,opt,name=finish,proto3" json:"finish,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateAuthRequest) Reset() {
+	*x = RotateAuthRequest{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateAuthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateAuthRequest) ProtoMessage() {}
+
+func (x *RotateAuthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateAuthRequest.ProtoReflect.Descriptor instead.
+func (*RotateAuthRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *RotateAuthRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RotateAuthRequest) GetFinish() bool {
+	if x != nil {
+		return x.Finish
+	}
+	return false
+}
+
+type RotateAuthResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entity with its keys: key is the old key and pending_key the new
+	// one while rotating; after finish, key is the new key.
+	Entity        *AuthEntity `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateAuthResponse) Reset() {
+	*x = RotateAuthResponse{}
+	mi := &file_mgr_v1_admin_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateAuthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateAuthResponse) ProtoMessage() {}
+
+func (x *RotateAuthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_admin_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateAuthResponse.ProtoReflect.Descriptor instead.
+func (*RotateAuthResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_admin_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *RotateAuthResponse) GetEntity() *AuthEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
 var File_mgr_v1_admin_proto protoreflect.FileDescriptor
 
 const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x12mgr/v1/admin.proto\x12\x06mgr.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13mgr/v1/mgrmap.proto\"\x10\n" +
+	"\x12mgr/v1/admin.proto\x12\x06mgr.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13mgr/v1/mgrmap.proto\x1a\x12mgr/v1/state.proto\"\x10\n" +
 	"\x0eGetStatRequest\"\xd0\x01\n" +
 	"\x0fGetStatResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1c\n" +
@@ -2428,7 +3032,36 @@ const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\x03age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03age\"^\n" +
 	"\x13ListBeaconsResponse\x121\n" +
 	"\bmanagers\x18\x01 \x03(\v2\x15.mgr.v1.ManagerBeaconR\bmanagers\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch2\xea\v\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"N\n" +
+	"\bAuthInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04caps\x18\x02 \x03(\tR\x04caps\x12\x1a\n" +
+	"\brotating\x18\x03 \x01(\bR\brotating\"\x11\n" +
+	"\x0fListAuthRequest\"@\n" +
+	"\x10ListAuthResponse\x12,\n" +
+	"\bentities\x18\x01 \x03(\v2\x10.mgr.v1.AuthInfoR\bentities\"$\n" +
+	"\x0eGetAuthRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"=\n" +
+	"\x0fGetAuthResponse\x12*\n" +
+	"\x06entity\x18\x01 \x01(\v2\x12.mgr.v1.AuthEntityR\x06entity\"8\n" +
+	"\x0eAddAuthRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04caps\x18\x02 \x03(\tR\x04caps\"=\n" +
+	"\x0fAddAuthResponse\x12*\n" +
+	"\x06entity\x18\x01 \x01(\v2\x12.mgr.v1.AuthEntityR\x06entity\"'\n" +
+	"\x11RemoveAuthRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
+	"\x12RemoveAuthResponse\"<\n" +
+	"\x12SetAuthCapsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04caps\x18\x02 \x03(\tR\x04caps\"?\n" +
+	"\x13SetAuthCapsResponse\x12(\n" +
+	"\x06entity\x18\x01 \x01(\v2\x10.mgr.v1.AuthInfoR\x06entity\"?\n" +
+	"\x11RotateAuthRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06finish\x18\x02 \x01(\bR\x06finish\"@\n" +
+	"\x12RotateAuthResponse\x12*\n" +
+	"\x06entity\x18\x01 \x01(\v2\x12.mgr.v1.AuthEntityR\x06entity2\xf3\x0e\n" +
 	"\fAdminService\x12:\n" +
 	"\aGetStat\x12\x16.mgr.v1.GetStatRequest\x1a\x17.mgr.v1.GetStatResponse\x127\n" +
 	"\x06GetMap\x12\x15.mgr.v1.GetMapRequest\x1a\x16.mgr.v1.GetMapResponse\x12F\n" +
@@ -2450,7 +3083,15 @@ const file_mgr_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"AddMonitor\x12\x19.mgr.v1.AddMonitorRequest\x1a\x1a.mgr.v1.AddMonitorResponse\x12L\n" +
 	"\rRemoveMonitor\x12\x1c.mgr.v1.RemoveMonitorRequest\x1a\x1d.mgr.v1.RemoveMonitorResponse\x12F\n" +
-	"\vListBeacons\x12\x1a.mgr.v1.ListBeaconsRequest\x1a\x1b.mgr.v1.ListBeaconsResponseB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
+	"\vListBeacons\x12\x1a.mgr.v1.ListBeaconsRequest\x1a\x1b.mgr.v1.ListBeaconsResponse\x12=\n" +
+	"\bListAuth\x12\x17.mgr.v1.ListAuthRequest\x1a\x18.mgr.v1.ListAuthResponse\x12:\n" +
+	"\aGetAuth\x12\x16.mgr.v1.GetAuthRequest\x1a\x17.mgr.v1.GetAuthResponse\x12:\n" +
+	"\aAddAuth\x12\x16.mgr.v1.AddAuthRequest\x1a\x17.mgr.v1.AddAuthResponse\x12C\n" +
+	"\n" +
+	"RemoveAuth\x12\x19.mgr.v1.RemoveAuthRequest\x1a\x1a.mgr.v1.RemoveAuthResponse\x12F\n" +
+	"\vSetAuthCaps\x12\x1a.mgr.v1.SetAuthCapsRequest\x1a\x1b.mgr.v1.SetAuthCapsResponse\x12C\n" +
+	"\n" +
+	"RotateAuth\x12\x19.mgr.v1.RotateAuthRequest\x1a\x1a.mgr.v1.RotateAuthResponseB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
 
 var (
 	file_mgr_v1_admin_proto_rawDescOnce sync.Once
@@ -2464,7 +3105,7 @@ func file_mgr_v1_admin_proto_rawDescGZIP() []byte {
 	return file_mgr_v1_admin_proto_rawDescData
 }
 
-var file_mgr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_mgr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_mgr_v1_admin_proto_goTypes = []any{
 	(*GetStatRequest)(nil),             // 0: mgr.v1.GetStatRequest
 	(*GetStatResponse)(nil),            // 1: mgr.v1.GetStatResponse
@@ -2510,78 +3151,109 @@ var file_mgr_v1_admin_proto_goTypes = []any{
 	(*ListBeaconsRequest)(nil),         // 41: mgr.v1.ListBeaconsRequest
 	(*ManagerBeacon)(nil),              // 42: mgr.v1.ManagerBeacon
 	(*ListBeaconsResponse)(nil),        // 43: mgr.v1.ListBeaconsResponse
-	nil,                                // 44: mgr.v1.ListServicesResponse.ServicesEntry
-	nil,                                // 45: mgr.v1.ManagerMetadata.MetadataEntry
-	nil,                                // 46: mgr.v1.CountMetadataResponse.CountsEntry
-	nil,                                // 47: mgr.v1.GetVersionsResponse.VersionsEntry
-	(*MgrMap)(nil),                     // 48: mgr.v1.MgrMap
-	(*HistoryEntry)(nil),               // 49: mgr.v1.HistoryEntry
-	(*ModuleInfo)(nil),                 // 50: mgr.v1.ModuleInfo
-	(*ModuleOption)(nil),               // 51: mgr.v1.ModuleOption
-	(*timestamppb.Timestamp)(nil),      // 52: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 53: google.protobuf.Duration
+	(*AuthInfo)(nil),                   // 44: mgr.v1.AuthInfo
+	(*ListAuthRequest)(nil),            // 45: mgr.v1.ListAuthRequest
+	(*ListAuthResponse)(nil),           // 46: mgr.v1.ListAuthResponse
+	(*GetAuthRequest)(nil),             // 47: mgr.v1.GetAuthRequest
+	(*GetAuthResponse)(nil),            // 48: mgr.v1.GetAuthResponse
+	(*AddAuthRequest)(nil),             // 49: mgr.v1.AddAuthRequest
+	(*AddAuthResponse)(nil),            // 50: mgr.v1.AddAuthResponse
+	(*RemoveAuthRequest)(nil),          // 51: mgr.v1.RemoveAuthRequest
+	(*RemoveAuthResponse)(nil),         // 52: mgr.v1.RemoveAuthResponse
+	(*SetAuthCapsRequest)(nil),         // 53: mgr.v1.SetAuthCapsRequest
+	(*SetAuthCapsResponse)(nil),        // 54: mgr.v1.SetAuthCapsResponse
+	(*RotateAuthRequest)(nil),          // 55: mgr.v1.RotateAuthRequest
+	(*RotateAuthResponse)(nil),         // 56: mgr.v1.RotateAuthResponse
+	nil,                                // 57: mgr.v1.ListServicesResponse.ServicesEntry
+	nil,                                // 58: mgr.v1.ManagerMetadata.MetadataEntry
+	nil,                                // 59: mgr.v1.CountMetadataResponse.CountsEntry
+	nil,                                // 60: mgr.v1.GetVersionsResponse.VersionsEntry
+	(*MgrMap)(nil),                     // 61: mgr.v1.MgrMap
+	(*HistoryEntry)(nil),               // 62: mgr.v1.HistoryEntry
+	(*ModuleInfo)(nil),                 // 63: mgr.v1.ModuleInfo
+	(*ModuleOption)(nil),               // 64: mgr.v1.ModuleOption
+	(*timestamppb.Timestamp)(nil),      // 65: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 66: google.protobuf.Duration
+	(*AuthEntity)(nil),                 // 67: mgr.v1.AuthEntity
 }
 var file_mgr_v1_admin_proto_depIdxs = []int32{
-	48, // 0: mgr.v1.GetMapResponse.map:type_name -> mgr.v1.MgrMap
-	49, // 1: mgr.v1.ListHistoryResponse.entries:type_name -> mgr.v1.HistoryEntry
-	50, // 2: mgr.v1.ListModulesResponse.available_modules:type_name -> mgr.v1.ModuleInfo
+	61, // 0: mgr.v1.GetMapResponse.map:type_name -> mgr.v1.MgrMap
+	62, // 1: mgr.v1.ListHistoryResponse.entries:type_name -> mgr.v1.HistoryEntry
+	63, // 2: mgr.v1.ListModulesResponse.available_modules:type_name -> mgr.v1.ModuleInfo
 	22, // 3: mgr.v1.GetModuleOptionResponse.option:type_name -> mgr.v1.ModuleOptionValue
 	22, // 4: mgr.v1.ListModuleOptionsResponse.options:type_name -> mgr.v1.ModuleOptionValue
-	51, // 5: mgr.v1.ModuleOptionValue.option:type_name -> mgr.v1.ModuleOption
-	44, // 6: mgr.v1.ListServicesResponse.services:type_name -> mgr.v1.ListServicesResponse.ServicesEntry
-	45, // 7: mgr.v1.ManagerMetadata.metadata:type_name -> mgr.v1.ManagerMetadata.MetadataEntry
+	64, // 5: mgr.v1.ModuleOptionValue.option:type_name -> mgr.v1.ModuleOption
+	57, // 6: mgr.v1.ListServicesResponse.services:type_name -> mgr.v1.ListServicesResponse.ServicesEntry
+	58, // 7: mgr.v1.ManagerMetadata.metadata:type_name -> mgr.v1.ManagerMetadata.MetadataEntry
 	28, // 8: mgr.v1.GetMetadataResponse.managers:type_name -> mgr.v1.ManagerMetadata
-	46, // 9: mgr.v1.CountMetadataResponse.counts:type_name -> mgr.v1.CountMetadataResponse.CountsEntry
-	47, // 10: mgr.v1.GetVersionsResponse.versions:type_name -> mgr.v1.GetVersionsResponse.VersionsEntry
+	59, // 9: mgr.v1.CountMetadataResponse.counts:type_name -> mgr.v1.CountMetadataResponse.CountsEntry
+	60, // 10: mgr.v1.GetVersionsResponse.versions:type_name -> mgr.v1.GetVersionsResponse.VersionsEntry
 	35, // 11: mgr.v1.GetQuorumStatusResponse.members:type_name -> mgr.v1.QuorumMember
-	52, // 12: mgr.v1.ManagerBeacon.last_beacon:type_name -> google.protobuf.Timestamp
-	53, // 13: mgr.v1.ManagerBeacon.age:type_name -> google.protobuf.Duration
+	65, // 12: mgr.v1.ManagerBeacon.last_beacon:type_name -> google.protobuf.Timestamp
+	66, // 13: mgr.v1.ManagerBeacon.age:type_name -> google.protobuf.Duration
 	42, // 14: mgr.v1.ListBeaconsResponse.managers:type_name -> mgr.v1.ManagerBeacon
-	0,  // 15: mgr.v1.AdminService.GetStat:input_type -> mgr.v1.GetStatRequest
-	2,  // 16: mgr.v1.AdminService.GetMap:input_type -> mgr.v1.GetMapRequest
-	4,  // 17: mgr.v1.AdminService.ListHistory:input_type -> mgr.v1.ListHistoryRequest
-	6,  // 18: mgr.v1.AdminService.FailManager:input_type -> mgr.v1.FailManagerRequest
-	8,  // 19: mgr.v1.AdminService.EnableModule:input_type -> mgr.v1.EnableModuleRequest
-	10, // 20: mgr.v1.AdminService.DisableModule:input_type -> mgr.v1.DisableModuleRequest
-	12, // 21: mgr.v1.AdminService.ListModules:input_type -> mgr.v1.ListModulesRequest
-	14, // 22: mgr.v1.AdminService.SetModuleOption:input_type -> mgr.v1.SetModuleOptionRequest
-	16, // 23: mgr.v1.AdminService.GetModuleOption:input_type -> mgr.v1.GetModuleOptionRequest
-	18, // 24: mgr.v1.AdminService.RemoveModuleOption:input_type -> mgr.v1.RemoveModuleOptionRequest
-	20, // 25: mgr.v1.AdminService.ListModuleOptions:input_type -> mgr.v1.ListModuleOptionsRequest
-	23, // 26: mgr.v1.AdminService.SetFlags:input_type -> mgr.v1.SetFlagsRequest
-	25, // 27: mgr.v1.AdminService.ListServices:input_type -> mgr.v1.ListServicesRequest
-	27, // 28: mgr.v1.AdminService.GetMetadata:input_type -> mgr.v1.GetMetadataRequest
-	30, // 29: mgr.v1.AdminService.CountMetadata:input_type -> mgr.v1.CountMetadataRequest
-	32, // 30: mgr.v1.AdminService.GetVersions:input_type -> mgr.v1.GetVersionsRequest
-	34, // 31: mgr.v1.AdminService.GetQuorumStatus:input_type -> mgr.v1.GetQuorumStatusRequest
-	37, // 32: mgr.v1.AdminService.AddMonitor:input_type -> mgr.v1.AddMonitorRequest
-	39, // 33: mgr.v1.AdminService.RemoveMonitor:input_type -> mgr.v1.RemoveMonitorRequest
-	41, // 34: mgr.v1.AdminService.ListBeacons:input_type -> mgr.v1.ListBeaconsRequest
-	1,  // 35: mgr.v1.AdminService.GetStat:output_type -> mgr.v1.GetStatResponse
-	3,  // 36: mgr.v1.AdminService.GetMap:output_type -> mgr.v1.GetMapResponse
-	5,  // 37: mgr.v1.AdminService.ListHistory:output_type -> mgr.v1.ListHistoryResponse
-	7,  // 38: mgr.v1.AdminService.FailManager:output_type -> mgr.v1.FailManagerResponse
-	9,  // 39: mgr.v1.AdminService.EnableModule:output_type -> mgr.v1.EnableModuleResponse
-	11, // 40: mgr.v1.AdminService.DisableModule:output_type -> mgr.v1.DisableModuleResponse
-	13, // 41: mgr.v1.AdminService.ListModules:output_type -> mgr.v1.ListModulesResponse
-	15, // 42: mgr.v1.AdminService.SetModuleOption:output_type -> mgr.v1.SetModuleOptionResponse
-	17, // 43: mgr.v1.AdminService.GetModuleOption:output_type -> mgr.v1.GetModuleOptionResponse
-	19, // 44: mgr.v1.AdminService.RemoveModuleOption:output_type -> mgr.v1.RemoveModuleOptionResponse
-	21, // 45: mgr.v1.AdminService.ListModuleOptions:output_type -> mgr.v1.ListModuleOptionsResponse
-	24, // 46: mgr.v1.AdminService.SetFlags:output_type -> mgr.v1.SetFlagsResponse
-	26, // 47: mgr.v1.AdminService.ListServices:output_type -> mgr.v1.ListServicesResponse
-	29, // 48: mgr.v1.AdminService.GetMetadata:output_type -> mgr.v1.GetMetadataResponse
-	31, // 49: mgr.v1.AdminService.CountMetadata:output_type -> mgr.v1.CountMetadataResponse
-	33, // 50: mgr.v1.AdminService.GetVersions:output_type -> mgr.v1.GetVersionsResponse
-	36, // 51: mgr.v1.AdminService.GetQuorumStatus:output_type -> mgr.v1.GetQuorumStatusResponse
-	38, // 52: mgr.v1.AdminService.AddMonitor:output_type -> mgr.v1.AddMonitorResponse
-	40, // 53: mgr.v1.AdminService.RemoveMonitor:output_type -> mgr.v1.RemoveMonitorResponse
-	43, // 54: mgr.v1.AdminService.ListBeacons:output_type -> mgr.v1.ListBeaconsResponse
-	35, // [35:55] is the sub-list for method output_type
-	15, // [15:35] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	44, // 15: mgr.v1.ListAuthResponse.entities:type_name -> mgr.v1.AuthInfo
+	67, // 16: mgr.v1.GetAuthResponse.entity:type_name -> mgr.v1.AuthEntity
+	67, // 17: mgr.v1.AddAuthResponse.entity:type_name -> mgr.v1.AuthEntity
+	44, // 18: mgr.v1.SetAuthCapsResponse.entity:type_name -> mgr.v1.AuthInfo
+	67, // 19: mgr.v1.RotateAuthResponse.entity:type_name -> mgr.v1.AuthEntity
+	0,  // 20: mgr.v1.AdminService.GetStat:input_type -> mgr.v1.GetStatRequest
+	2,  // 21: mgr.v1.AdminService.GetMap:input_type -> mgr.v1.GetMapRequest
+	4,  // 22: mgr.v1.AdminService.ListHistory:input_type -> mgr.v1.ListHistoryRequest
+	6,  // 23: mgr.v1.AdminService.FailManager:input_type -> mgr.v1.FailManagerRequest
+	8,  // 24: mgr.v1.AdminService.EnableModule:input_type -> mgr.v1.EnableModuleRequest
+	10, // 25: mgr.v1.AdminService.DisableModule:input_type -> mgr.v1.DisableModuleRequest
+	12, // 26: mgr.v1.AdminService.ListModules:input_type -> mgr.v1.ListModulesRequest
+	14, // 27: mgr.v1.AdminService.SetModuleOption:input_type -> mgr.v1.SetModuleOptionRequest
+	16, // 28: mgr.v1.AdminService.GetModuleOption:input_type -> mgr.v1.GetModuleOptionRequest
+	18, // 29: mgr.v1.AdminService.RemoveModuleOption:input_type -> mgr.v1.RemoveModuleOptionRequest
+	20, // 30: mgr.v1.AdminService.ListModuleOptions:input_type -> mgr.v1.ListModuleOptionsRequest
+	23, // 31: mgr.v1.AdminService.SetFlags:input_type -> mgr.v1.SetFlagsRequest
+	25, // 32: mgr.v1.AdminService.ListServices:input_type -> mgr.v1.ListServicesRequest
+	27, // 33: mgr.v1.AdminService.GetMetadata:input_type -> mgr.v1.GetMetadataRequest
+	30, // 34: mgr.v1.AdminService.CountMetadata:input_type -> mgr.v1.CountMetadataRequest
+	32, // 35: mgr.v1.AdminService.GetVersions:input_type -> mgr.v1.GetVersionsRequest
+	34, // 36: mgr.v1.AdminService.GetQuorumStatus:input_type -> mgr.v1.GetQuorumStatusRequest
+	37, // 37: mgr.v1.AdminService.AddMonitor:input_type -> mgr.v1.AddMonitorRequest
+	39, // 38: mgr.v1.AdminService.RemoveMonitor:input_type -> mgr.v1.RemoveMonitorRequest
+	41, // 39: mgr.v1.AdminService.ListBeacons:input_type -> mgr.v1.ListBeaconsRequest
+	45, // 40: mgr.v1.AdminService.ListAuth:input_type -> mgr.v1.ListAuthRequest
+	47, // 41: mgr.v1.AdminService.GetAuth:input_type -> mgr.v1.GetAuthRequest
+	49, // 42: mgr.v1.AdminService.AddAuth:input_type -> mgr.v1.AddAuthRequest
+	51, // 43: mgr.v1.AdminService.RemoveAuth:input_type -> mgr.v1.RemoveAuthRequest
+	53, // 44: mgr.v1.AdminService.SetAuthCaps:input_type -> mgr.v1.SetAuthCapsRequest
+	55, // 45: mgr.v1.AdminService.RotateAuth:input_type -> mgr.v1.RotateAuthRequest
+	1,  // 46: mgr.v1.AdminService.GetStat:output_type -> mgr.v1.GetStatResponse
+	3,  // 47: mgr.v1.AdminService.GetMap:output_type -> mgr.v1.GetMapResponse
+	5,  // 48: mgr.v1.AdminService.ListHistory:output_type -> mgr.v1.ListHistoryResponse
+	7,  // 49: mgr.v1.AdminService.FailManager:output_type -> mgr.v1.FailManagerResponse
+	9,  // 50: mgr.v1.AdminService.EnableModule:output_type -> mgr.v1.EnableModuleResponse
+	11, // 51: mgr.v1.AdminService.DisableModule:output_type -> mgr.v1.DisableModuleResponse
+	13, // 52: mgr.v1.AdminService.ListModules:output_type -> mgr.v1.ListModulesResponse
+	15, // 53: mgr.v1.AdminService.SetModuleOption:output_type -> mgr.v1.SetModuleOptionResponse
+	17, // 54: mgr.v1.AdminService.GetModuleOption:output_type -> mgr.v1.GetModuleOptionResponse
+	19, // 55: mgr.v1.AdminService.RemoveModuleOption:output_type -> mgr.v1.RemoveModuleOptionResponse
+	21, // 56: mgr.v1.AdminService.ListModuleOptions:output_type -> mgr.v1.ListModuleOptionsResponse
+	24, // 57: mgr.v1.AdminService.SetFlags:output_type -> mgr.v1.SetFlagsResponse
+	26, // 58: mgr.v1.AdminService.ListServices:output_type -> mgr.v1.ListServicesResponse
+	29, // 59: mgr.v1.AdminService.GetMetadata:output_type -> mgr.v1.GetMetadataResponse
+	31, // 60: mgr.v1.AdminService.CountMetadata:output_type -> mgr.v1.CountMetadataResponse
+	33, // 61: mgr.v1.AdminService.GetVersions:output_type -> mgr.v1.GetVersionsResponse
+	36, // 62: mgr.v1.AdminService.GetQuorumStatus:output_type -> mgr.v1.GetQuorumStatusResponse
+	38, // 63: mgr.v1.AdminService.AddMonitor:output_type -> mgr.v1.AddMonitorResponse
+	40, // 64: mgr.v1.AdminService.RemoveMonitor:output_type -> mgr.v1.RemoveMonitorResponse
+	43, // 65: mgr.v1.AdminService.ListBeacons:output_type -> mgr.v1.ListBeaconsResponse
+	46, // 66: mgr.v1.AdminService.ListAuth:output_type -> mgr.v1.ListAuthResponse
+	48, // 67: mgr.v1.AdminService.GetAuth:output_type -> mgr.v1.GetAuthResponse
+	50, // 68: mgr.v1.AdminService.AddAuth:output_type -> mgr.v1.AddAuthResponse
+	52, // 69: mgr.v1.AdminService.RemoveAuth:output_type -> mgr.v1.RemoveAuthResponse
+	54, // 70: mgr.v1.AdminService.SetAuthCaps:output_type -> mgr.v1.SetAuthCapsResponse
+	56, // 71: mgr.v1.AdminService.RotateAuth:output_type -> mgr.v1.RotateAuthResponse
+	46, // [46:72] is the sub-list for method output_type
+	20, // [20:46] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_mgr_v1_admin_proto_init() }
@@ -2590,13 +3262,14 @@ func file_mgr_v1_admin_proto_init() {
 		return
 	}
 	file_mgr_v1_mgrmap_proto_init()
+	file_mgr_v1_state_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgr_v1_admin_proto_rawDesc), len(file_mgr_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   48,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

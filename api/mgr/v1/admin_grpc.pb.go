@@ -39,6 +39,12 @@ const (
 	AdminService_AddMonitor_FullMethodName         = "/mgr.v1.AdminService/AddMonitor"
 	AdminService_RemoveMonitor_FullMethodName      = "/mgr.v1.AdminService/RemoveMonitor"
 	AdminService_ListBeacons_FullMethodName        = "/mgr.v1.AdminService/ListBeacons"
+	AdminService_ListAuth_FullMethodName           = "/mgr.v1.AdminService/ListAuth"
+	AdminService_GetAuth_FullMethodName            = "/mgr.v1.AdminService/GetAuth"
+	AdminService_AddAuth_FullMethodName            = "/mgr.v1.AdminService/AddAuth"
+	AdminService_RemoveAuth_FullMethodName         = "/mgr.v1.AdminService/RemoveAuth"
+	AdminService_SetAuthCaps_FullMethodName        = "/mgr.v1.AdminService/SetAuthCaps"
+	AdminService_RotateAuth_FullMethodName         = "/mgr.v1.AdminService/RotateAuth"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -88,6 +94,19 @@ type AdminServiceClient interface {
 	// ListBeacons says when the quorum leader last heard from each manager
 	// in the map (beacon times live in the leader's memory, not in the map).
 	ListBeacons(ctx context.Context, in *ListBeaconsRequest, opts ...grpc.CallOption) (*ListBeaconsResponse, error)
+	// ListAuth is `auth ls`: entities and caps, never keys.
+	ListAuth(ctx context.Context, in *ListAuthRequest, opts ...grpc.CallOption) (*ListAuthResponse, error)
+	// GetAuth is `auth get NAME`: the entity with its key (and pending key).
+	GetAuth(ctx context.Context, in *GetAuthRequest, opts ...grpc.CallOption) (*GetAuthResponse, error)
+	// AddAuth is `auth add NAME --caps ...`: a new entity with a new key.
+	AddAuth(ctx context.Context, in *AddAuthRequest, opts ...grpc.CallOption) (*AddAuthResponse, error)
+	// RemoveAuth is `auth rm NAME`.
+	RemoveAuth(ctx context.Context, in *RemoveAuthRequest, opts ...grpc.CallOption) (*RemoveAuthResponse, error)
+	// SetAuthCaps is `auth caps NAME CAPS`.
+	SetAuthCaps(ctx context.Context, in *SetAuthCapsRequest, opts ...grpc.CallOption) (*SetAuthCapsResponse, error)
+	// RotateAuth is `auth rotate NAME [--finish]`: a new key accepted beside
+	// the old one, then (finish) the only one.
+	RotateAuth(ctx context.Context, in *RotateAuthRequest, opts ...grpc.CallOption) (*RotateAuthResponse, error)
 }
 
 type adminServiceClient struct {
@@ -298,6 +317,66 @@ func (c *adminServiceClient) ListBeacons(ctx context.Context, in *ListBeaconsReq
 	return out, nil
 }
 
+func (c *adminServiceClient) ListAuth(ctx context.Context, in *ListAuthRequest, opts ...grpc.CallOption) (*ListAuthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuthResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListAuth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetAuth(ctx context.Context, in *GetAuthRequest, opts ...grpc.CallOption) (*GetAuthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAuthResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetAuth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) AddAuth(ctx context.Context, in *AddAuthRequest, opts ...grpc.CallOption) (*AddAuthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddAuthResponse)
+	err := c.cc.Invoke(ctx, AdminService_AddAuth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RemoveAuth(ctx context.Context, in *RemoveAuthRequest, opts ...grpc.CallOption) (*RemoveAuthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveAuthResponse)
+	err := c.cc.Invoke(ctx, AdminService_RemoveAuth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetAuthCaps(ctx context.Context, in *SetAuthCapsRequest, opts ...grpc.CallOption) (*SetAuthCapsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetAuthCapsResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetAuthCaps_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RotateAuth(ctx context.Context, in *RotateAuthRequest, opts ...grpc.CallOption) (*RotateAuthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateAuthResponse)
+	err := c.cc.Invoke(ctx, AdminService_RotateAuth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -345,6 +424,19 @@ type AdminServiceServer interface {
 	// ListBeacons says when the quorum leader last heard from each manager
 	// in the map (beacon times live in the leader's memory, not in the map).
 	ListBeacons(context.Context, *ListBeaconsRequest) (*ListBeaconsResponse, error)
+	// ListAuth is `auth ls`: entities and caps, never keys.
+	ListAuth(context.Context, *ListAuthRequest) (*ListAuthResponse, error)
+	// GetAuth is `auth get NAME`: the entity with its key (and pending key).
+	GetAuth(context.Context, *GetAuthRequest) (*GetAuthResponse, error)
+	// AddAuth is `auth add NAME --caps ...`: a new entity with a new key.
+	AddAuth(context.Context, *AddAuthRequest) (*AddAuthResponse, error)
+	// RemoveAuth is `auth rm NAME`.
+	RemoveAuth(context.Context, *RemoveAuthRequest) (*RemoveAuthResponse, error)
+	// SetAuthCaps is `auth caps NAME CAPS`.
+	SetAuthCaps(context.Context, *SetAuthCapsRequest) (*SetAuthCapsResponse, error)
+	// RotateAuth is `auth rotate NAME [--finish]`: a new key accepted beside
+	// the old one, then (finish) the only one.
+	RotateAuth(context.Context, *RotateAuthRequest) (*RotateAuthResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -414,6 +506,24 @@ func (UnimplementedAdminServiceServer) RemoveMonitor(context.Context, *RemoveMon
 }
 func (UnimplementedAdminServiceServer) ListBeacons(context.Context, *ListBeaconsRequest) (*ListBeaconsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListBeacons not implemented")
+}
+func (UnimplementedAdminServiceServer) ListAuth(context.Context, *ListAuthRequest) (*ListAuthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuth not implemented")
+}
+func (UnimplementedAdminServiceServer) GetAuth(context.Context, *GetAuthRequest) (*GetAuthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAuth not implemented")
+}
+func (UnimplementedAdminServiceServer) AddAuth(context.Context, *AddAuthRequest) (*AddAuthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddAuth not implemented")
+}
+func (UnimplementedAdminServiceServer) RemoveAuth(context.Context, *RemoveAuthRequest) (*RemoveAuthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveAuth not implemented")
+}
+func (UnimplementedAdminServiceServer) SetAuthCaps(context.Context, *SetAuthCapsRequest) (*SetAuthCapsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetAuthCaps not implemented")
+}
+func (UnimplementedAdminServiceServer) RotateAuth(context.Context, *RotateAuthRequest) (*RotateAuthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateAuth not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -796,6 +906,114 @@ func _AdminService_ListBeacons_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListAuth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListAuth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListAuth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListAuth(ctx, req.(*ListAuthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetAuth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAuthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetAuth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetAuth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetAuth(ctx, req.(*GetAuthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_AddAuth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddAuthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).AddAuth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_AddAuth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).AddAuth(ctx, req.(*AddAuthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RemoveAuth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveAuthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RemoveAuth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RemoveAuth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RemoveAuth(ctx, req.(*RemoveAuthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetAuthCaps_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAuthCapsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetAuthCaps(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetAuthCaps_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetAuthCaps(ctx, req.(*SetAuthCapsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RotateAuth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateAuthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RotateAuth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RotateAuth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RotateAuth(ctx, req.(*RotateAuthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -882,6 +1100,30 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListBeacons",
 			Handler:    _AdminService_ListBeacons_Handler,
+		},
+		{
+			MethodName: "ListAuth",
+			Handler:    _AdminService_ListAuth_Handler,
+		},
+		{
+			MethodName: "GetAuth",
+			Handler:    _AdminService_GetAuth_Handler,
+		},
+		{
+			MethodName: "AddAuth",
+			Handler:    _AdminService_AddAuth_Handler,
+		},
+		{
+			MethodName: "RemoveAuth",
+			Handler:    _AdminService_RemoveAuth_Handler,
+		},
+		{
+			MethodName: "SetAuthCaps",
+			Handler:    _AdminService_SetAuthCaps_Handler,
+		},
+		{
+			MethodName: "RotateAuth",
+			Handler:    _AdminService_RotateAuth_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -80,6 +80,74 @@ func (DropReason) EnumDescriptor() ([]byte, []int) {
 	return file_mgr_v1_state_proto_rawDescGZIP(), []int{0}
 }
 
+// AuthAction is what an AuthOp does to the keyring.
+type AuthAction int32
+
+const (
+	AuthAction_AUTH_ACTION_UNSPECIFIED AuthAction = 0
+	// Add entity (name, key, caps); refused when it exists.
+	AuthAction_AUTH_ACTION_ADD AuthAction = 1
+	// Remove the named entity.
+	AuthAction_AUTH_ACTION_REMOVE AuthAction = 2
+	// Replace the named entity's caps.
+	AuthAction_AUTH_ACTION_SET_CAPS AuthAction = 3
+	// Set the named entity's pending key (entity.pending_key).
+	AuthAction_AUTH_ACTION_ROTATE AuthAction = 4
+	// Make the pending key the key and forget the old one.
+	AuthAction_AUTH_ACTION_FINISH_ROTATION AuthAction = 5
+	// Seed an empty keyring with the entities in seed (first start).
+	AuthAction_AUTH_ACTION_SEED AuthAction = 6
+)
+
+// Enum value maps for AuthAction.
+var (
+	AuthAction_name = map[int32]string{
+		0: "AUTH_ACTION_UNSPECIFIED",
+		1: "AUTH_ACTION_ADD",
+		2: "AUTH_ACTION_REMOVE",
+		3: "AUTH_ACTION_SET_CAPS",
+		4: "AUTH_ACTION_ROTATE",
+		5: "AUTH_ACTION_FINISH_ROTATION",
+		6: "AUTH_ACTION_SEED",
+	}
+	AuthAction_value = map[string]int32{
+		"AUTH_ACTION_UNSPECIFIED":     0,
+		"AUTH_ACTION_ADD":             1,
+		"AUTH_ACTION_REMOVE":          2,
+		"AUTH_ACTION_SET_CAPS":        3,
+		"AUTH_ACTION_ROTATE":          4,
+		"AUTH_ACTION_FINISH_ROTATION": 5,
+		"AUTH_ACTION_SEED":            6,
+	}
+)
+
+func (x AuthAction) Enum() *AuthAction {
+	p := new(AuthAction)
+	*p = x
+	return p
+}
+
+func (x AuthAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AuthAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_mgr_v1_state_proto_enumTypes[1].Descriptor()
+}
+
+func (AuthAction) Type() protoreflect.EnumType {
+	return &file_mgr_v1_state_proto_enumTypes[1]
+}
+
+func (x AuthAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AuthAction.Descriptor instead.
+func (AuthAction) EnumDescriptor() ([]byte, []int) {
+	return file_mgr_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
 // Command is one raft log entry. `time` is the proposing leader's clock, so
 // every replica applies the same entry to the same result.
 type Command struct {
@@ -96,6 +164,7 @@ type Command struct {
 	//	*Command_Module
 	//	*Command_SetFlags
 	//	*Command_Config
+	//	*Command_Auth
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -226,6 +295,15 @@ func (x *Command) GetConfig() *ConfigOp {
 	return nil
 }
 
+func (x *Command) GetAuth() *AuthOp {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Auth); ok {
+			return x.Auth
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -266,6 +344,10 @@ type Command_Config struct {
 	Config *ConfigOp `protobuf:"bytes,10,opt,name=config,proto3,oneof"`
 }
 
+type Command_Auth struct {
+	Auth *AuthOp `protobuf:"bytes,11,opt,name=auth,proto3,oneof"`
+}
+
 func (*Command_Bootstrap) isCommand_Op() {}
 
 func (*Command_Authenticate) isCommand_Op() {}
@@ -283,6 +365,8 @@ func (*Command_Module) isCommand_Op() {}
 func (*Command_SetFlags) isCommand_Op() {}
 
 func (*Command_Config) isCommand_Op() {}
+
+func (*Command_Auth) isCommand_Op() {}
 
 type BootstrapOp struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -353,9 +437,12 @@ func (x *BootstrapOp) GetHistoryLimit() uint32 {
 }
 
 type AuthenticateOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Fsid          string                 `protobuf:"bytes,1,opt,name=fsid,proto3" json:"fsid,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Fsid  string                 `protobuf:"bytes,1,opt,name=fsid,proto3" json:"fsid,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The authenticated entity the gid is bound to: only it may beacon or
+	// leave with the gid.
+	Entity        string `protobuf:"bytes,3,opt,name=entity,proto3" json:"entity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +487,13 @@ func (x *AuthenticateOp) GetFsid() string {
 func (x *AuthenticateOp) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthenticateOp) GetEntity() string {
+	if x != nil {
+		return x.Entity
 	}
 	return ""
 }
@@ -830,8 +924,12 @@ type State struct {
 	// gid to metadata for every manager in the map.
 	Metadata map[uint64]*Metadata `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// gids issued but not yet seen in a beacon, to the name they were issued for.
-	Pending       map[uint64]string `protobuf:"bytes,5,rep,name=pending,proto3" json:"pending,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	HistoryLimit  uint32            `protobuf:"varint,6,opt,name=history_limit,json=historyLimit,proto3" json:"history_limit,omitempty"`
+	Pending      map[uint64]string `protobuf:"bytes,5,rep,name=pending,proto3" json:"pending,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	HistoryLimit uint32            `protobuf:"varint,6,opt,name=history_limit,json=historyLimit,proto3" json:"history_limit,omitempty"`
+	// The keyring: entity name to its key and caps. Secrets: never printed.
+	Auth map[string]*AuthEntity `protobuf:"bytes,7,rep,name=auth,proto3" json:"auth,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// gid to the entity that authenticated it, for every gid in the map or pending.
+	GidEntities   map[uint64]string `protobuf:"bytes,8,rep,name=gid_entities,json=gidEntities,proto3" json:"gid_entities,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -908,6 +1006,163 @@ func (x *State) GetHistoryLimit() uint32 {
 	return 0
 }
 
+func (x *State) GetAuth() map[string]*AuthEntity {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+func (x *State) GetGidEntities() map[uint64]string {
+	if x != nil {
+		return x.GidEntities
+	}
+	return nil
+}
+
+// AuthEntity is one keyring entry in the replicated state.
+type AuthEntity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// mgr.NAME, client.admin or client.NAME.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Base64 secret key.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Sorted subset of mgr, read, admin.
+	Caps []string `protobuf:"bytes,3,rep,name=caps,proto3" json:"caps,omitempty"`
+	// A key being rotated in: accepted beside key until the rotation finishes.
+	PendingKey    string `protobuf:"bytes,4,opt,name=pending_key,json=pendingKey,proto3" json:"pending_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthEntity) Reset() {
+	*x = AuthEntity{}
+	mi := &file_mgr_v1_state_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthEntity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthEntity) ProtoMessage() {}
+
+func (x *AuthEntity) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_state_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthEntity.ProtoReflect.Descriptor instead.
+func (*AuthEntity) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_state_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AuthEntity) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthEntity) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AuthEntity) GetCaps() []string {
+	if x != nil {
+		return x.Caps
+	}
+	return nil
+}
+
+func (x *AuthEntity) GetPendingKey() string {
+	if x != nil {
+		return x.PendingKey
+	}
+	return ""
+}
+
+// AuthOp changes the keyring. Keys are made by the proposing monitor, so
+// every replica applies the same entry to the same keyring.
+type AuthOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Action        AuthAction             `protobuf:"varint,1,opt,name=action,proto3,enum=mgr.v1.AuthAction" json:"action,omitempty"`
+	Entity        *AuthEntity            `protobuf:"bytes,2,opt,name=entity,proto3" json:"entity,omitempty"`
+	Seed          []*AuthEntity          `protobuf:"bytes,3,rep,name=seed,proto3" json:"seed,omitempty"`
+	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthOp) Reset() {
+	*x = AuthOp{}
+	mi := &file_mgr_v1_state_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthOp) ProtoMessage() {}
+
+func (x *AuthOp) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_state_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthOp.ProtoReflect.Descriptor instead.
+func (*AuthOp) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_state_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AuthOp) GetAction() AuthAction {
+	if x != nil {
+		return x.Action
+	}
+	return AuthAction_AUTH_ACTION_UNSPECIFIED
+}
+
+func (x *AuthOp) GetEntity() *AuthEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *AuthOp) GetSeed() []*AuthEntity {
+	if x != nil {
+		return x.Seed
+	}
+	return nil
+}
+
+func (x *AuthOp) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
 type Metadata struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Values        map[string]string      `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
@@ -917,7 +1172,7 @@ type Metadata struct {
 
 func (x *Metadata) Reset() {
 	*x = Metadata{}
-	mi := &file_mgr_v1_state_proto_msgTypes[11]
+	mi := &file_mgr_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1184,7 @@ func (x *Metadata) String() string {
 func (*Metadata) ProtoMessage() {}
 
 func (x *Metadata) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_state_proto_msgTypes[11]
+	mi := &file_mgr_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1197,7 @@ func (x *Metadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metadata.ProtoReflect.Descriptor instead.
 func (*Metadata) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_mgr_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Metadata) GetValues() map[string]string {
@@ -956,7 +1211,7 @@ var File_mgr_v1_state_proto protoreflect.FileDescriptor
 
 const file_mgr_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x12mgr/v1/state.proto\x12\x06mgr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13mgr/v1/mgrmap.proto\x1a\x14mgr/v1/monitor.proto\"\xe3\x03\n" +
+	"\x12mgr/v1/state.proto\x12\x06mgr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13mgr/v1/mgrmap.proto\x1a\x14mgr/v1/monitor.proto\"\x89\x04\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x123\n" +
 	"\tbootstrap\x18\x02 \x01(\v2\x13.mgr.v1.BootstrapOpH\x00R\tbootstrap\x12<\n" +
@@ -968,16 +1223,18 @@ const file_mgr_v1_state_proto_rawDesc = "" +
 	"\x06module\x18\b \x01(\v2\x10.mgr.v1.ModuleOpH\x00R\x06module\x121\n" +
 	"\tset_flags\x18\t \x01(\v2\x12.mgr.v1.SetFlagsOpH\x00R\bsetFlags\x12*\n" +
 	"\x06config\x18\n" +
-	" \x01(\v2\x10.mgr.v1.ConfigOpH\x00R\x06configB\x04\n" +
+	" \x01(\v2\x10.mgr.v1.ConfigOpH\x00R\x06config\x12$\n" +
+	"\x04auth\x18\v \x01(\v2\x0e.mgr.v1.AuthOpH\x00R\x04authB\x04\n" +
 	"\x02op\"\x9b\x01\n" +
 	"\vBootstrapOp\x12\x12\n" +
 	"\x04fsid\x18\x01 \x01(\tR\x04fsid\x12*\n" +
 	"\x11always_on_modules\x18\x02 \x03(\tR\x0falwaysOnModules\x12'\n" +
 	"\x0fenabled_modules\x18\x03 \x03(\tR\x0eenabledModules\x12#\n" +
-	"\rhistory_limit\x18\x04 \x01(\rR\fhistoryLimit\"8\n" +
+	"\rhistory_limit\x18\x04 \x01(\rR\fhistoryLimit\"P\n" +
 	"\x0eAuthenticateOp\x12\x12\n" +
 	"\x04fsid\x18\x01 \x01(\tR\x04fsid\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06entity\x18\x03 \x01(\tR\x06entity\"C\n" +
 	"\aLeaveOp\x12\x12\n" +
 	"\x04fsid\x18\x01 \x01(\tR\x04fsid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\x04R\x03gid\x12\x12\n" +
@@ -1005,20 +1262,40 @@ const file_mgr_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"SetFlagsOp\x12\x12\n" +
 	"\x04down\x18\x01 \x01(\bR\x04down\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actor\"\x8d\x03\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\"\x8a\x05\n" +
 	"\x05State\x12 \n" +
 	"\x03map\x18\x01 \x01(\v2\x0e.mgr.v1.MgrMapR\x03map\x12(\n" +
 	"\ahistory\x18\x02 \x03(\v2\x0e.mgr.v1.MgrMapR\ahistory\x12\x19\n" +
 	"\bnext_gid\x18\x03 \x01(\x04R\anextGid\x127\n" +
 	"\bmetadata\x18\x04 \x03(\v2\x1b.mgr.v1.State.MetadataEntryR\bmetadata\x124\n" +
 	"\apending\x18\x05 \x03(\v2\x1a.mgr.v1.State.PendingEntryR\apending\x12#\n" +
-	"\rhistory_limit\x18\x06 \x01(\rR\fhistoryLimit\x1aM\n" +
+	"\rhistory_limit\x18\x06 \x01(\rR\fhistoryLimit\x12+\n" +
+	"\x04auth\x18\a \x03(\v2\x17.mgr.v1.State.AuthEntryR\x04auth\x12A\n" +
+	"\fgid_entities\x18\b \x03(\v2\x1e.mgr.v1.State.GidEntitiesEntryR\vgidEntities\x1aM\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12&\n" +
 	"\x05value\x18\x02 \x01(\v2\x10.mgr.v1.MetadataR\x05value:\x028\x01\x1a:\n" +
 	"\fPendingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"{\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aK\n" +
+	"\tAuthEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
+	"\x05value\x18\x02 \x01(\v2\x12.mgr.v1.AuthEntityR\x05value:\x028\x01\x1a>\n" +
+	"\x10GidEntitiesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"g\n" +
+	"\n" +
+	"AuthEntity\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
+	"\x04caps\x18\x03 \x03(\tR\x04caps\x12\x1f\n" +
+	"\vpending_key\x18\x04 \x01(\tR\n" +
+	"pendingKey\"\x9e\x01\n" +
+	"\x06AuthOp\x12*\n" +
+	"\x06action\x18\x01 \x01(\x0e2\x12.mgr.v1.AuthActionR\x06action\x12*\n" +
+	"\x06entity\x18\x02 \x01(\v2\x12.mgr.v1.AuthEntityR\x06entity\x12&\n" +
+	"\x04seed\x18\x03 \x03(\v2\x12.mgr.v1.AuthEntityR\x04seed\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\"{\n" +
 	"\bMetadata\x124\n" +
 	"\x06values\x18\x01 \x03(\v2\x1c.mgr.v1.Metadata.ValuesEntryR\x06values\x1a9\n" +
 	"\vValuesEntry\x12\x10\n" +
@@ -1029,7 +1306,16 @@ const file_mgr_v1_state_proto_rawDesc = "" +
 	"\x17DROP_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DROP_REASON_SILENT\x10\x01\x12\x1d\n" +
 	"\x19DROP_REASON_LEASE_EXPIRED\x10\x02\x12\x14\n" +
-	"\x10DROP_REASON_GONE\x10\x03B/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
+	"\x10DROP_REASON_GONE\x10\x03*\xbf\x01\n" +
+	"\n" +
+	"AuthAction\x12\x1b\n" +
+	"\x17AUTH_ACTION_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fAUTH_ACTION_ADD\x10\x01\x12\x16\n" +
+	"\x12AUTH_ACTION_REMOVE\x10\x02\x12\x18\n" +
+	"\x14AUTH_ACTION_SET_CAPS\x10\x03\x12\x16\n" +
+	"\x12AUTH_ACTION_ROTATE\x10\x04\x12\x1f\n" +
+	"\x1bAUTH_ACTION_FINISH_ROTATION\x10\x05\x12\x14\n" +
+	"\x10AUTH_ACTION_SEED\x10\x06B/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
 
 var (
 	file_mgr_v1_state_proto_rawDescOnce sync.Once
@@ -1043,53 +1329,65 @@ func file_mgr_v1_state_proto_rawDescGZIP() []byte {
 	return file_mgr_v1_state_proto_rawDescData
 }
 
-var file_mgr_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mgr_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_mgr_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_mgr_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_mgr_v1_state_proto_goTypes = []any{
 	(DropReason)(0),               // 0: mgr.v1.DropReason
-	(*Command)(nil),               // 1: mgr.v1.Command
-	(*BootstrapOp)(nil),           // 2: mgr.v1.BootstrapOp
-	(*AuthenticateOp)(nil),        // 3: mgr.v1.AuthenticateOp
-	(*LeaveOp)(nil),               // 4: mgr.v1.LeaveOp
-	(*DropOp)(nil),                // 5: mgr.v1.DropOp
-	(*SilentGid)(nil),             // 6: mgr.v1.SilentGid
-	(*FailOp)(nil),                // 7: mgr.v1.FailOp
-	(*ModuleOp)(nil),              // 8: mgr.v1.ModuleOp
-	(*ConfigOp)(nil),              // 9: mgr.v1.ConfigOp
-	(*SetFlagsOp)(nil),            // 10: mgr.v1.SetFlagsOp
-	(*State)(nil),                 // 11: mgr.v1.State
-	(*Metadata)(nil),              // 12: mgr.v1.Metadata
-	nil,                           // 13: mgr.v1.State.MetadataEntry
-	nil,                           // 14: mgr.v1.State.PendingEntry
-	nil,                           // 15: mgr.v1.Metadata.ValuesEntry
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*BeaconRequest)(nil),         // 17: mgr.v1.BeaconRequest
-	(*MgrMap)(nil),                // 18: mgr.v1.MgrMap
+	(AuthAction)(0),               // 1: mgr.v1.AuthAction
+	(*Command)(nil),               // 2: mgr.v1.Command
+	(*BootstrapOp)(nil),           // 3: mgr.v1.BootstrapOp
+	(*AuthenticateOp)(nil),        // 4: mgr.v1.AuthenticateOp
+	(*LeaveOp)(nil),               // 5: mgr.v1.LeaveOp
+	(*DropOp)(nil),                // 6: mgr.v1.DropOp
+	(*SilentGid)(nil),             // 7: mgr.v1.SilentGid
+	(*FailOp)(nil),                // 8: mgr.v1.FailOp
+	(*ModuleOp)(nil),              // 9: mgr.v1.ModuleOp
+	(*ConfigOp)(nil),              // 10: mgr.v1.ConfigOp
+	(*SetFlagsOp)(nil),            // 11: mgr.v1.SetFlagsOp
+	(*State)(nil),                 // 12: mgr.v1.State
+	(*AuthEntity)(nil),            // 13: mgr.v1.AuthEntity
+	(*AuthOp)(nil),                // 14: mgr.v1.AuthOp
+	(*Metadata)(nil),              // 15: mgr.v1.Metadata
+	nil,                           // 16: mgr.v1.State.MetadataEntry
+	nil,                           // 17: mgr.v1.State.PendingEntry
+	nil,                           // 18: mgr.v1.State.AuthEntry
+	nil,                           // 19: mgr.v1.State.GidEntitiesEntry
+	nil,                           // 20: mgr.v1.Metadata.ValuesEntry
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*BeaconRequest)(nil),         // 22: mgr.v1.BeaconRequest
+	(*MgrMap)(nil),                // 23: mgr.v1.MgrMap
 }
 var file_mgr_v1_state_proto_depIdxs = []int32{
-	16, // 0: mgr.v1.Command.time:type_name -> google.protobuf.Timestamp
-	2,  // 1: mgr.v1.Command.bootstrap:type_name -> mgr.v1.BootstrapOp
-	3,  // 2: mgr.v1.Command.authenticate:type_name -> mgr.v1.AuthenticateOp
-	17, // 3: mgr.v1.Command.beacon:type_name -> mgr.v1.BeaconRequest
-	4,  // 4: mgr.v1.Command.leave:type_name -> mgr.v1.LeaveOp
-	5,  // 5: mgr.v1.Command.drop:type_name -> mgr.v1.DropOp
-	7,  // 6: mgr.v1.Command.fail:type_name -> mgr.v1.FailOp
-	8,  // 7: mgr.v1.Command.module:type_name -> mgr.v1.ModuleOp
-	10, // 8: mgr.v1.Command.set_flags:type_name -> mgr.v1.SetFlagsOp
-	9,  // 9: mgr.v1.Command.config:type_name -> mgr.v1.ConfigOp
-	6,  // 10: mgr.v1.DropOp.gids:type_name -> mgr.v1.SilentGid
-	0,  // 11: mgr.v1.SilentGid.reason:type_name -> mgr.v1.DropReason
-	18, // 12: mgr.v1.State.map:type_name -> mgr.v1.MgrMap
-	18, // 13: mgr.v1.State.history:type_name -> mgr.v1.MgrMap
-	13, // 14: mgr.v1.State.metadata:type_name -> mgr.v1.State.MetadataEntry
-	14, // 15: mgr.v1.State.pending:type_name -> mgr.v1.State.PendingEntry
-	15, // 16: mgr.v1.Metadata.values:type_name -> mgr.v1.Metadata.ValuesEntry
-	12, // 17: mgr.v1.State.MetadataEntry.value:type_name -> mgr.v1.Metadata
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	21, // 0: mgr.v1.Command.time:type_name -> google.protobuf.Timestamp
+	3,  // 1: mgr.v1.Command.bootstrap:type_name -> mgr.v1.BootstrapOp
+	4,  // 2: mgr.v1.Command.authenticate:type_name -> mgr.v1.AuthenticateOp
+	22, // 3: mgr.v1.Command.beacon:type_name -> mgr.v1.BeaconRequest
+	5,  // 4: mgr.v1.Command.leave:type_name -> mgr.v1.LeaveOp
+	6,  // 5: mgr.v1.Command.drop:type_name -> mgr.v1.DropOp
+	8,  // 6: mgr.v1.Command.fail:type_name -> mgr.v1.FailOp
+	9,  // 7: mgr.v1.Command.module:type_name -> mgr.v1.ModuleOp
+	11, // 8: mgr.v1.Command.set_flags:type_name -> mgr.v1.SetFlagsOp
+	10, // 9: mgr.v1.Command.config:type_name -> mgr.v1.ConfigOp
+	14, // 10: mgr.v1.Command.auth:type_name -> mgr.v1.AuthOp
+	7,  // 11: mgr.v1.DropOp.gids:type_name -> mgr.v1.SilentGid
+	0,  // 12: mgr.v1.SilentGid.reason:type_name -> mgr.v1.DropReason
+	23, // 13: mgr.v1.State.map:type_name -> mgr.v1.MgrMap
+	23, // 14: mgr.v1.State.history:type_name -> mgr.v1.MgrMap
+	16, // 15: mgr.v1.State.metadata:type_name -> mgr.v1.State.MetadataEntry
+	17, // 16: mgr.v1.State.pending:type_name -> mgr.v1.State.PendingEntry
+	18, // 17: mgr.v1.State.auth:type_name -> mgr.v1.State.AuthEntry
+	19, // 18: mgr.v1.State.gid_entities:type_name -> mgr.v1.State.GidEntitiesEntry
+	1,  // 19: mgr.v1.AuthOp.action:type_name -> mgr.v1.AuthAction
+	13, // 20: mgr.v1.AuthOp.entity:type_name -> mgr.v1.AuthEntity
+	13, // 21: mgr.v1.AuthOp.seed:type_name -> mgr.v1.AuthEntity
+	20, // 22: mgr.v1.Metadata.values:type_name -> mgr.v1.Metadata.ValuesEntry
+	15, // 23: mgr.v1.State.MetadataEntry.value:type_name -> mgr.v1.Metadata
+	13, // 24: mgr.v1.State.AuthEntry.value:type_name -> mgr.v1.AuthEntity
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_mgr_v1_state_proto_init() }
@@ -1109,14 +1407,15 @@ func file_mgr_v1_state_proto_init() {
 		(*Command_Module)(nil),
 		(*Command_SetFlags)(nil),
 		(*Command_Config)(nil),
+		(*Command_Auth)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgr_v1_state_proto_rawDesc), len(file_mgr_v1_state_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   15,
+			NumEnums:      2,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -29,4 +29,10 @@ var (
 	ErrNotBootstrapped = errors.New("cluster not bootstrapped")
 	// ErrBootstrapped: bootstrap was applied to a cluster that has a map.
 	ErrBootstrapped = errors.New("cluster already bootstrapped")
+	// ErrExists: an auth entity of that name exists.
+	ErrExists = errors.New("already exists")
+	// ErrAuthState: the keyring's state forbids the change (removing the
+	// last admin, finishing a rotation that was not started, seeding a
+	// keyring that has entities).
+	ErrAuthState = errors.New("keyring state forbids it")
 )

@@ -18,6 +18,9 @@ func FuzzApply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		names := []string{"x", "y", "z", "w"}
 		modules := []string{"status", "prometheus", "dashboard", "nosuch"}
+		entities := []string{"client.admin", "mgr.x", "client.ro", "osd.1"}
+		keys := []string{"AAAAAAAAAAAAAAAAAAAAAA==", "BBBBBBBBBBBBBBBBBBBBBB==", "", "short"}
+		capSets := [][]string{{"admin"}, {"mgr"}, {"read"}, {"mgr", "read"}, {"root"}, nil}
 		st, _, err := Apply(&mgrv1.State{}, &mgrv1.Command{
 			Time: timestamppb.New(time.Unix(0, 0)),
 			Op: &mgrv1.Command_Bootstrap{Bootstrap: &mgrv1.BootstrapOp{
@@ -50,9 +53,19 @@ func FuzzApply(f *testing.F) {
 		}
 		for step := 0; len(data) > 0 && step < 200; step++ {
 			cmd := &mgrv1.Command{Time: timestamppb.New(time.Unix(int64(step), 0))}
-			switch next() % 10 {
+			switch next() % 12 {
 			case 0:
-				cmd.Op = &mgrv1.Command_Authenticate{Authenticate: &mgrv1.AuthenticateOp{Name: names[int(next())%len(names)]}}
+				n := names[int(next())%len(names)]
+				cmd.Op = &mgrv1.Command_Authenticate{Authenticate: &mgrv1.AuthenticateOp{Name: n, Entity: "mgr." + n}}
+			case 10, 11:
+				b := next()
+				e := &mgrv1.AuthEntity{Name: entities[int(b>>3)%len(entities)], Key: keys[int(b>>5)%len(keys)],
+					PendingKey: keys[int(b>>6)%len(keys)], Caps: capSets[int(next())%len(capSets)]}
+				op := &mgrv1.AuthOp{Action: mgrv1.AuthAction(b % 8), Entity: e}
+				if op.Action == mgrv1.AuthAction_AUTH_ACTION_SEED {
+					op.Seed = []*mgrv1.AuthEntity{e}
+				}
+				cmd.Op = &mgrv1.Command_Auth{Auth: op}
 			case 1, 2:
 				gid, name := pickGID()
 				flags := next()

@@ -3,6 +3,7 @@ package mgrmap
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"google.golang.org/protobuf/proto"
@@ -24,6 +25,23 @@ func CheckInvariants(prev, next *mgrv1.State, r Result) error {
 		bad("unchanged map moved epoch %d to %d", pm.GetEpoch(), nm.GetEpoch())
 	case !r.Changed && !proto.Equal(pm, nm):
 		bad("map changed without a new epoch (%d)", nm.GetEpoch())
+	}
+	// The keyring: every entity valid, never left without an admin once it
+	// had one, and gids bound only while in the map or pending.
+	for name, e := range next.GetAuth() {
+		if e.GetName() != name || ValidateAuthEntity(e) != nil {
+			bad("keyring entry %q is invalid: %v", name, ValidateAuthEntity(e))
+		}
+	}
+	if hadAdmin(prev.GetAuth()) && !hadAdmin(next.GetAuth()) {
+		bad("the keyring lost its last admin")
+	}
+	for gid := range next.GetGidEntities() {
+		_, pending := next.GetPending()[gid]
+		inMap := gid == nm.GetActiveGid() || slices.ContainsFunc(nm.GetStandbys(), func(s *mgrv1.StandbyInfo) bool { return s.GetGid() == gid })
+		if !pending && !inMap {
+			bad("gid %d is bound to an entity but neither in the map nor pending", gid)
+		}
 	}
 	if next.GetNextGid() < prev.GetNextGid() {
 		bad("next gid went back from %d to %d", prev.GetNextGid(), next.GetNextGid())

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -65,6 +66,9 @@ func Apply(st *mgrv1.State, cmd *mgrv1.Command) (*mgrv1.State, Result, error) {
 	}
 	if st.GetMap().GetEpoch() == 0 {
 		return st, Result{}, ErrNotBootstrapped
+	}
+	if a := cmd.GetAuth(); a != nil {
+		return applyAuth(st, a)
 	}
 	t := begin(st, cmd.GetTime().AsTime())
 	var err error
@@ -148,6 +152,7 @@ type txn struct {
 	nextGID  uint64
 	metadata map[uint64]*mgrv1.Metadata // nil until written
 	pending  map[uint64]string          // nil until written
+	entities map[uint64]string          // nil until written
 	cause    mgrv1.ChangeCause
 	reason   string
 	res      Result
@@ -175,12 +180,17 @@ func (t *txn) commit() (*mgrv1.State, Result, error) {
 		Metadata:     t.prev.GetMetadata(),
 		Pending:      t.prev.GetPending(),
 		HistoryLimit: t.prev.GetHistoryLimit(),
+		Auth:         t.prev.GetAuth(),
+		GidEntities:  t.prev.GetGidEntities(),
 	}
 	if t.metadata != nil {
 		next.Metadata = t.metadata
 	}
 	if t.pending != nil {
 		next.Pending = t.pending
+	}
+	if t.entities != nil || t.pending != nil || t.metadata != nil {
+		next.GidEntities = pruneEntities(t.entities, t.prev.GetGidEntities(), t.m, next.Pending)
 	}
 	if changed {
 		t.m.Epoch = prevMap.GetEpoch() + 1
@@ -246,12 +256,26 @@ func (t *txn) authenticate(op *mgrv1.AuthenticateOp) error {
 	if err := ValidateName("name", op.GetName()); err != nil {
 		return err
 	}
+	if e := op.GetEntity(); e != "" {
+		if err := creds.ValidateEntityName(e); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
 	gid := t.nextGID
 	t.nextGID++
 	p := t.writePending()
 	p[gid] = op.GetName()
 	for len(p) > MaxPending {
 		delete(p, slices.Min(slices.Collect(maps.Keys(p))))
+	}
+	if e := op.GetEntity(); e != "" {
+		if t.entities == nil {
+			t.entities = maps.Clone(t.prev.GetGidEntities())
+			if t.entities == nil {
+				t.entities = map[uint64]string{}
+			}
+		}
+		t.entities[gid] = e
 	}
 	t.res.GID = gid
 	return nil

@@ -2,6 +2,7 @@ package quorum
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -25,11 +26,14 @@ const sniffTimeout = 10 * time.Second
 // Mux splits one listener between gRPC and raft by the first bytes of
 // each connection.
 type Mux struct {
-	ln     net.Listener
-	grpc   *chanListener
-	raft   *chanListener
-	logger hclog.Logger
-	wg     sync.WaitGroup
+	ln net.Listener
+	// serverTLS and clientTLS protect raft connections after the magic:
+	// mutual TLS between monitors. nil: plaintext (tests).
+	serverTLS, clientTLS *tls.Config
+	grpc                 *chanListener
+	raft                 *chanListener
+	logger               hclog.Logger
+	wg                   sync.WaitGroup
 	// conns are the raft connections, accepted and dialed: raft does not
 	// close them on shutdown, so the mux does.
 	mu     sync.Mutex
@@ -50,13 +54,17 @@ func (m *Mux) track(c net.Conn) bool {
 }
 
 // NewMux takes ownership of ln. Serve must run for either side to accept.
-func NewMux(ln net.Listener, logger hclog.Logger) *Mux {
+// serverTLS and clientTLS, when not nil, wrap raft connections in mutual
+// TLS after the magic.
+func NewMux(ln net.Listener, logger hclog.Logger, serverTLS, clientTLS *tls.Config) *Mux {
 	return &Mux{
-		ln:     ln,
-		grpc:   newChanListener(ln.Addr()),
-		raft:   newChanListener(ln.Addr()),
-		logger: logger.Named("mux"),
-		conns:  map[net.Conn]struct{}{},
+		ln:        ln,
+		serverTLS: serverTLS,
+		clientTLS: clientTLS,
+		grpc:      newChanListener(ln.Addr()),
+		raft:      newChanListener(ln.Addr()),
+		logger:    logger.Named("mux"),
+		conns:     map[net.Conn]struct{}{},
 	}
 }
 
@@ -107,6 +115,17 @@ func (m *Mux) route(conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Time{})
 	head = head[:n]
 	if err == nil && bytes.Equal(head, raftMagic) {
+		if m.serverTLS != nil {
+			tc := tls.Server(conn, m.serverTLS)
+			_ = tc.SetDeadline(time.Now().Add(sniffTimeout))
+			if err := tc.Handshake(); err != nil {
+				m.logger.Warn("refused a raft connection", "peer", conn.RemoteAddr().String(), "error", err)
+				_ = conn.Close()
+				return
+			}
+			_ = tc.SetDeadline(time.Time{})
+			conn = tc
+		}
 		if m.track(conn) {
 			m.raft.deliver(conn)
 		}
@@ -178,6 +197,16 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		return nil, fmt.Errorf("failed to open raft stream to %s: %w", address, err)
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
+	if s.mux.clientTLS != nil {
+		tc := tls.Client(conn, s.mux.clientTLS)
+		_ = tc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.Handshake(); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("failed the raft TLS handshake with %s: %w", address, err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		conn = tc
+	}
 	if !s.mux.track(conn) {
 		return nil, net.ErrClosed
 	}
