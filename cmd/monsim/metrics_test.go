@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mgrplane/mgrplane/internal/creds"
 )
 
 // metricsURL is the url of the "serving metrics" JSON log line, or "".
@@ -29,10 +32,11 @@ func TestRunServesMetricsFromEnv(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &syncBuffer{b: &bytes.Buffer{}}
+	dataDir := t.TempDir()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, env(map[string]string{
-			"MGRPLANE_ADDR": "127.0.0.1:0", "MGRPLANE_DATA_DIR": t.TempDir(), "MGRPLANE_METRICS_ADDR": "127.0.0.1:0",
+			"MGRPLANE_ADDR": "127.0.0.1:0", "MGRPLANE_DATA_DIR": dataDir, "MGRPLANE_METRICS_ADDR": "127.0.0.1:0",
 			"MGRPLANE_LOG_JSON": "true",
 		}), &bytes.Buffer{}, logs)
 	}()
@@ -47,7 +51,23 @@ func TestRunServesMetricsFromEnv(t *testing.T) {
 		<-done
 		t.Fatalf("no metrics URL logged: %s", logs.String())
 	}
-	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	// Served over TLS with the monitor's certificate, from the creds dir
+	// monsim made on first start: trust its CA, and plaintext is refused.
+	if !strings.HasPrefix(url, "https://") {
+		t.Errorf("metrics URL %q: want https", url)
+	}
+	tc, err := creds.ClientTLS(filepath.Join(dataDir, "creds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tc}}
+	plain := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := plain.Get("http" + strings.TrimPrefix(url, "https")); err == nil {
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("plaintext GET of the metrics answered 200")
+		}
+	}
 	var body string
 	for time.Now().Before(deadline) {
 		resp, err := cl.Get(url)

@@ -177,6 +177,7 @@ func TestMetricsConfigValidate(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
+			cfg.Insecure = true
 			tc.change(&cfg)
 			err := cfg.Validate()
 			if tc.want == "" {

@@ -181,6 +181,7 @@ func TestConfigRegistry(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
+			cfg.Insecure = true
 			cfg.Name = "x"
 			cfg.Registry = tc.reg
 			sb, err := New(cfg)

@@ -81,11 +81,7 @@ func cleanEnv() []string {
 // clientTLS trusts the package's CA, for HTTPS to the managers.
 func clientTLS(t *testing.T) *tls.Config {
 	t.Helper()
-	tc, err := creds.ClientTLS(testCreds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tc
+	return testTLS.Clone()
 }
 
 // httpsGet GETs url trusting the package's CA, without keeping the connection.
@@ -681,11 +677,11 @@ func refused(addr string) (bool, string) {
 // answers as a standby: GET /status/ is redirected (303 or 307) or refused
 // (503), without the Mgr-Active-Epoch header an active's answers carry.
 func answersAsStandby(addr string) (bool, string) {
-	tr := &http.Transport{DisableKeepAlives: true}
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: testTLS.Clone()}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := cl.Get("http://" + addr + "/status/")
+	resp, err := cl.Get("https://" + addr + "/status/")
 	if err != nil {
 		return false, err.Error()
 	}

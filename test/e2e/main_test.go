@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -36,8 +37,11 @@ var bins binaries
 // written once by TestMain; cleanEnv hands it to every program.
 var testCreds string
 
+// testTLS trusts testCreds' CA: HTTPS to the managers and monsim's metrics.
+var testTLS *tls.Config
+
 // testManagers get an entity mgr.NAME (caps mgr, read) in the keyring.
-var testManagers = []string{"a", "b", "c", "w", "x", "y", "z", "early"}
+var testManagers = []string{"a", "b", "c", "w", "x", "y", "z", "early", "c1", "c2", "lb"}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -53,6 +57,9 @@ func TestMain(m *testing.M) {
 		if err == nil {
 			testCreds = filepath.Join(dir, "creds")
 			err = creds.Init(testCreds, creds.InitOptions{Managers: testManagers})
+		}
+		if err == nil {
+			testTLS, err = creds.ClientTLS(testCreds)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)

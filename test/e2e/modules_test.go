@@ -23,7 +23,7 @@ type counterAnswer struct {
 
 // httpGet GETs url (following redirects) and returns the status and body.
 func httpGet(url string) (int, string, error) {
-	tr := &http.Transport{DisableKeepAlives: true}
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: testTLS.Clone()}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
 	if err != nil {
@@ -52,7 +52,7 @@ func waitCounter(t *testing.T, httpAddr, what string, cond func(counterAnswer) b
 	t.Helper()
 	var a counterAnswer
 	waitFor(t, what, func() (bool, string) {
-		code, body, err := httpGet("http://" + httpAddr + "/counter/")
+		code, body, err := httpGet("https://" + httpAddr + "/counter/")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -146,12 +146,12 @@ func TestModulesLive(t *testing.T) {
 	// Another module, enabled and disabled live while counter answers.
 	c.mustMgrctl("module", "enable", "dashboard")
 	waitFor(t, "the dashboard to answer on the active", func() (bool, string) {
-		code, body, err := httpGet("http://" + first.httpAddr + "/dashboard/")
+		code, body, err := httpGet("https://" + first.httpAddr + "/dashboard/")
 		return err == nil && code == http.StatusOK && strings.Contains(body, "<html"), fmt.Sprintf("%d %v", code, err)
 	})
 	c.mustMgrctl("module", "disable", "dashboard")
 	waitFor(t, "the dashboard to be refused once disabled", func() (bool, string) {
-		code, body, err := httpGet("http://" + first.httpAddr + "/dashboard/")
+		code, body, err := httpGet("https://" + first.httpAddr + "/dashboard/")
 		return err == nil && code == http.StatusServiceUnavailable && strings.Contains(body, "module dashboard is not enabled"), body
 	})
 	waitCounter(t, first.httpAddr, "counter to answer still", func(counterAnswer) bool { return true })
@@ -160,7 +160,7 @@ func TestModulesLive(t *testing.T) {
 	}
 	c.mustMgrctl("module", "disable", "counter")
 	waitFor(t, "counter to be refused once disabled", func() (bool, string) {
-		code, body, err := httpGet("http://" + first.httpAddr + "/counter/")
+		code, body, err := httpGet("https://" + first.httpAddr + "/counter/")
 		return err == nil && code == http.StatusServiceUnavailable, body
 	})
 	// The always-on status module cannot be disabled.
@@ -237,7 +237,7 @@ func TestModuleCannotRun(t *testing.T) {
 	}
 	// Enabled but unable to run: its path is refused, not served.
 	time.Sleep(300 * time.Millisecond)
-	code, body, err := httpGet("http://" + m.httpAddr + "/counter/")
+	code, body, err := httpGet("https://" + m.httpAddr + "/counter/")
 	if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "module counter is not enabled") {
 		t.Errorf("GET /counter/ of a module that cannot run = %d %q %v, want 503", code, body, err)
 	}
@@ -273,9 +273,9 @@ func TestStandbyAnswers(t *testing.T) {
 	// 303 to the same path on the active, which answers it.
 	waitFor(t, "b to redirect to a", func() (bool, string) {
 		ok, desc := answersAsStandby(b.httpAddr)
-		return ok && strings.Contains(desc, "303 Location \"http://"+a.httpAddr+"/status/\""), desc
+		return ok && strings.Contains(desc, "303 Location \"https://"+a.httpAddr+"/status/\""), desc
 	})
-	code, body, err := httpGet("http://" + b.httpAddr + "/status/?x=1")
+	code, body, err := httpGet("https://" + b.httpAddr + "/status/?x=1")
 	if err != nil || code != http.StatusOK || !strings.Contains(body, `"name": "a"`) {
 		t.Errorf("GET /status/ on b, following the redirect = %d %v\n%s", code, err, body)
 	}
@@ -286,13 +286,13 @@ func TestStandbyAnswers(t *testing.T) {
 	})
 
 	// gRPC: refused, naming the active and where it serves.
-	r := grpcurl(t, "-plaintext", b.grpcAddr, "mgr.v1.ManagerService/GetStatus")
+	r := grpcurlAs(t, "", b.grpcAddr, "mgr.v1.ManagerService/GetStatus")
 	if r.code == 0 || !strings.Contains(r.stderr, "Unavailable") || !strings.Contains(r.stderr, "this manager is a standby; the active is a (gid") ||
 		!strings.Contains(r.stderr, a.grpcAddr) {
 		t.Errorf("GetStatus on a standby: want Unavailable naming a at %s:\n%s", a.grpcAddr, r)
 	}
 	health := func(addr string) string {
-		r := grpcurl(t, "-plaintext", "-d", `{"service":"mgr.v1.ManagerService"}`, addr, "grpc.health.v1.Health/Check")
+		r := grpcurlAs(t, "", "-d", `{"service":"mgr.v1.ManagerService"}`, addr, "grpc.health.v1.Health/Check")
 		if r.code != 0 {
 			t.Errorf("health check on %s:\n%s", addr, r)
 		}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mgrplane/mgrplane/internal/creds"
 )
 
 // installTimeout bounds scripts/install-deps.sh when the test runs it.
@@ -57,7 +59,7 @@ func findPrometheus(t *testing.T) (promtool, prometheus string) {
 
 // httpBody GETs url and returns the status code and body.
 func httpBody(url string) (int, string, error) {
-	tr := &http.Transport{DisableKeepAlives: true}
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: testTLS.Clone()}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	resp, err := cl.Get(url)
@@ -111,14 +113,18 @@ func startPrometheus(t *testing.T, c *cluster, bin, monsimMetrics string) *promS
   scrape_timeout: 200ms
 scrape_configs:
   - job_name: mgr
+    scheme: https
+    tls_config: {ca_file: %[3]q}
     metrics_path: /prometheus/metrics
     follow_redirects: false
     static_configs:
-      - targets: [%s]
+      - targets: [%[1]s]
   - job_name: monsim
+    scheme: https
+    tls_config: {ca_file: %[3]q}
     static_configs:
-      - targets: [%q]
-`, strings.Join(mgrs, ", "), monsimMetrics)
+      - targets: [%[2]q]
+`, strings.Join(mgrs, ", "), monsimMetrics, filepath.Join(testCreds, creds.CACertFile))
 	path := filepath.Join(c.dir, "prometheus.yml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -250,7 +256,7 @@ func TestPrometheusScrapesTheActiveAcrossAFailover(t *testing.T) {
 	}
 	promtoolCheck(t, promtool, metricsURL, body)
 
-	monURL := "http://" + monMetrics + "/metrics"
+	monURL := "https://" + monMetrics + "/metrics"
 	code, monBody, err := httpBody(monURL)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET %s: %d %v", monURL, code, err)
@@ -303,7 +309,7 @@ func TestPrometheusScrapesTheActiveAcrossAFailover(t *testing.T) {
 		if u := c.serviceURL("prometheus"); u != "" {
 			return false, "still listed: " + u
 		}
-		code, _, err := httpBody("http://" + secondAddr + "/prometheus/metrics")
+		code, _, err := httpBody("https://" + secondAddr + "/prometheus/metrics")
 		return err == nil && code != http.StatusOK, fmt.Sprintf("GET: %d %v", code, err)
 	})
 	prom.waitQuery(t, "no manager target up", `up{job="mgr"} == 1`, func(s []promSample) bool { return len(s) == 0 })
