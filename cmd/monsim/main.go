@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "how often the leader looks for silent managers")
 	fs.IntVar(&cfg.HistoryLimit, "history", cfg.HistoryLimit, "how many maps to keep for dump --epoch and watch resume")
 	fs.IntVar(&cfg.WatchMaxLag, "watch-max-lag", cfg.WatchMaxLag, "how many maps a watcher may fall behind before it is cut off")
+	fs.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "where to serve gRPC health checks alone, in plaintext, for probes without TLS (Kubernetes grpc probes), host:port (empty: none)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "where to serve Prometheus metrics at GET /metrics, host:port (empty: none)")
 	credsDir := fs.String("creds", "", "creds dir: CA, monitor certificate and keyring (default DATA_DIR/creds, made on first start)")
 	fs.StringVar(&cfg.AuditLog, "audit-log", cfg.AuditLog, "append the audit log (admin commands, joins, leaves, refusals) to this file as JSON lines (default: the log, as monsim.audit)")
@@ -109,6 +110,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger.Info("monitor listening", "addr", srv.Addr(), "data_dir", cfg.DataDir, "creds", dir, "version", version.Version)
+	if a := srv.HealthAddr(); a != "" {
+		logger.Info("serving health checks in plaintext", "addr", a)
+	}
 	if a := srv.MetricsAddr(); a != "" {
 		logger.Info("serving metrics", "url", srv.MetricsURL())
 	}

@@ -88,6 +88,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&c.Zone, "zone", c.Zone, "failure zone (optional, like a name): after a failure the monitor prefers a standby outside the failed active's zone")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "manager gRPC listen address (a standby listens too, refusing calls with the active's name)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "manager HTTP listen address (a standby listens too, redirecting to the active)")
+	fs.StringVar(&c.HealthAddr, "health-addr", c.HealthAddr, "where to serve gRPC health checks alone, in plaintext, for probes without TLS (Kubernetes grpc probes); mgr.v1.ManagerService is SERVING on the active only (empty: none)")
 	fs.IntVar(&c.StandbyHTTPStatus, "standby-http-status", c.StandbyHTTPStatus, "how a standby answers HTTP: 303 or 307 (redirect to the same path on the active) or 503 (for load balancers)")
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", c.AdvertiseHost, "host put in server addresses and service URLs (default: the listen host, or the hostname when listening on all addresses)")
 	fs.DurationVar(&c.ReconnectMin, "reconnect-min", c.ReconnectMin, "first delay before reconnecting to a monitor")
@@ -150,7 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log.Info("starting", "version", version.Version, "monitors", o.cfg.Monitors,
-		"grpc_addr", o.cfg.GRPCAddr, "http_addr", o.cfg.HTTPAddr, "beacon_period", o.cfg.BeaconPeriod,
+		"grpc_addr", o.cfg.GRPCAddr, "http_addr", o.cfg.HTTPAddr, "health_addr", o.cfg.HealthAddr, "beacon_period", o.cfg.BeaconPeriod,
 		"priority", o.cfg.Priority, "zone", o.cfg.Zone)
 	if err := sb.Run(ctx); err != nil {
 		return err

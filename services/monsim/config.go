@@ -54,6 +54,11 @@ type Config struct {
 	// (GET /metrics, docs/metrics.md), host:port (port 0 for any); empty
 	// serves none.
 	MetricsAddr string
+	// HealthAddr is where the monitor serves grpc.health.v1 alone, in
+	// plaintext, for probes that cannot speak TLS (Kubernetes' grpc
+	// probes), host:port; empty serves none. It says whether the monitor
+	// serves (it leads, or follows and has caught up), nothing else.
+	HealthAddr string
 	// Registry receives the monitor's metrics and the Go runtime's and the
 	// process's; it is the process's own registry (prometheus.NewRegistry),
 	// never the package-global default one. Nil makes a new one
@@ -156,6 +161,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("beacon rate %v burst %d: the rate must be above 0 and at most %v per second, the burst between 1 and %v", c.BeaconRate, c.BeaconBurst, maxRate, maxRate)
 	case c.MaxWatches < 1 || c.MaxWatches > maxRate:
 		return fmt.Errorf("max watches %d: must be between 1 and %v", c.MaxWatches, maxRate)
+	}
+	if c.HealthAddr != "" {
+		_, port, err := net.SplitHostPort(c.HealthAddr)
+		if err != nil {
+			return fmt.Errorf("health addr %q: must be host:port (port 0 for any), or empty to serve none", c.HealthAddr)
+		}
+		if port != "0" && (c.HealthAddr == c.Addr || c.HealthAddr == c.MetricsAddr) {
+			return fmt.Errorf("health addr %q: must differ from the gRPC and metrics addrs", c.HealthAddr)
+		}
 	}
 	if c.MetricsAddr != "" {
 		_, port, err := net.SplitHostPort(c.MetricsAddr)

@@ -49,6 +49,9 @@ type Server struct {
 	grpc      *grpc.Server
 	enc       *encodeCache
 	health    *health.Server
+	// healthLis serves health alone in plaintext; nil when
+	// Config.HealthAddr is empty.
+	healthLis *rpcserver.HealthListener
 	// leading is true while this monitor is leader and has caught up, so
 	// its liveness view is its own to judge.
 	leading atomic.Bool
@@ -126,6 +129,19 @@ func New(cfg Config, logger hclog.Logger) (_ *Server, err error) {
 			}
 		}()
 	}
+	var hlis *rpcserver.HealthListener
+	if cfg.HealthAddr != "" {
+		if hlis, err = rpcserver.ListenHealth(cfg.HealthAddr); err != nil {
+			hub.Close()
+			_ = lis.Close()
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				hlis.Stop()
+			}
+		}()
+	}
 	advertise := cfg.AdvertiseAddr
 	if advertise == "" {
 		advertise = lis.Addr().String()
@@ -193,7 +209,17 @@ func New(cfg Config, logger hclog.Logger) (_ *Server, err error) {
 	mgrv1.RegisterMonitorServiceServer(s.grpc, &monitorHandler{s: s})
 	mgrv1.RegisterAdminServiceServer(s.grpc, &adminHandler{s: s})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	s.healthLis = hlis
 	return s, nil
+}
+
+// HealthAddr is the address of the plaintext health-only listener, ""
+// when Config.HealthAddr is empty.
+func (s *Server) HealthAddr() string {
+	if s.healthLis == nil {
+		return ""
+	}
+	return s.healthLis.Addr()
 }
 
 // Addr is the address the monitor listens on.
@@ -237,6 +263,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if s.healthLis != nil {
+		s.healthLis.Serve(s.health, s.logger.Named("health"))
+	}
 	g.Go(func() error { return s.lead(gctx) })
 	g.Go(func() error { return s.runCrashProbes(gctx) })
 	g.Go(func() error { return s.runNudges(gctx) })
@@ -253,6 +282,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.health.Shutdown()
 		s.hub.Close()
 		rpcserver.Stop(s.grpc, stopTimeout)
+		if s.healthLis != nil {
+			s.healthLis.Stop()
+		}
 		s.fwd.close()
 		closeErr = s.node.Close()
 		_ = s.mux.Close()

@@ -84,6 +84,11 @@ type Config struct {
 	GRPCAddr string
 	// HTTPAddr is where the manager server listens for HTTP while active.
 	HTTPAddr string
+	// HealthAddr, when set, is where the manager serves gRPC health alone,
+	// in plaintext, for probes that cannot speak TLS (Kubernetes' grpc
+	// probes): mgr.v1.ManagerService is SERVING on the active only, as on
+	// GRPCAddr. Empty serves none.
+	HealthAddr string
 	// AdvertiseHost is the host put in server_addrs and service URLs. Empty
 	// means the listen host, or the machine's hostname when listening on all
 	// addresses (0.0.0.0, ::, or no host).
@@ -181,6 +186,13 @@ func (c Config) Validate() error {
 	}
 	if c.GRPCAddr == c.HTTPAddr && !hasPortZero(c.GRPCAddr) {
 		bad("HTTPAddr %q: must differ from GRPCAddr", c.HTTPAddr)
+	}
+	if c.HealthAddr != "" {
+		if err := checkAddr(c.HealthAddr, true); err != nil {
+			bad("HealthAddr %q: %v", c.HealthAddr, err)
+		} else if !hasPortZero(c.HealthAddr) && (c.HealthAddr == c.GRPCAddr || c.HealthAddr == c.HTTPAddr) {
+			bad("HealthAddr %q: must differ from GRPCAddr and HTTPAddr", c.HealthAddr)
+		}
 	}
 	if c.AdvertiseHost != "" {
 		if len(c.AdvertiseHost) > MaxHostLen || (net.ParseIP(c.AdvertiseHost) == nil && !hostRE.MatchString(c.AdvertiseHost)) {

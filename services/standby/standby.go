@@ -171,6 +171,7 @@ func newStandby(cfg Config, coldStart bool, modules []Module) (*Standby, error) 
 		BeaconPeriod:  cfg.BeaconPeriod,
 		GRPCAddr:      cfg.GRPCAddr,
 		HTTPAddr:      cfg.HTTPAddr,
+		HealthAddr:    cfg.HealthAddr,
 		AdvertiseGRPC: advGRPC,
 		AdvertiseHTTP: advHTTP,
 		ReconnectMin:  cfg.ReconnectMin,
@@ -254,6 +255,10 @@ func (s *Standby) GRPCAddr() string { return s.role.GRPCAddr() }
 // HTTPAddr is the address the manager's HTTP server is bound to while Run
 // runs, else "".
 func (s *Standby) HTTPAddr() string { return s.role.HTTPAddr() }
+
+// HealthAddr is the address of the plaintext health-only listener while
+// Run runs, "" without Config.HealthAddr.
+func (s *Standby) HealthAddr() string { return s.role.HealthAddr() }
 
 // metricsSource answers the metrics' questions at scrape time.
 type metricsSource struct{ s *Standby }

@@ -129,6 +129,8 @@ type Config struct {
 	// FSID, when set, is the cluster this manager must join.
 	FSID         string
 	BeaconPeriod time.Duration
+	// HealthAddr, when set, is the server's plaintext health-only listener.
+	HealthAddr string
 	// GRPCAddr and HTTPAddr are the server's listen addresses.
 	GRPCAddr string
 	HTTPAddr string
@@ -284,6 +286,14 @@ func (r *Role) GRPCAddr() string {
 func (r *Role) HTTPAddr() string {
 	if s := r.srv.Load(); s != nil {
 		return s.HTTPAddr().String()
+	}
+	return ""
+}
+
+// HealthAddr is the bound health-only address while Run runs, else "".
+func (r *Role) HealthAddr() string {
+	if s := r.srv.Load(); s != nil {
+		return s.HealthAddr()
 	}
 	return ""
 }
@@ -471,6 +481,7 @@ func (r *Role) startServer() (*server.Server, error) {
 	srv, err := server.New(server.Config{
 		GRPCAddr:          r.cfg.GRPCAddr,
 		HTTPAddr:          r.cfg.HTTPAddr,
+		HealthAddr:        r.cfg.HealthAddr,
 		TLS:               r.cfg.TLS,
 		DrainTimeout:      r.cfg.DrainTimeout,
 		ModuleStopWarn:    r.cfg.DrainTimeout,
@@ -483,7 +494,7 @@ func (r *Role) startServer() (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to start the manager server: %w", err)
 	}
-	r.log.Info("listening", "grpc_addr", srv.GRPCAddr().String(), "http_addr", srv.HTTPAddr().String())
+	r.log.Info("listening", "grpc_addr", srv.GRPCAddr().String(), "http_addr", srv.HTTPAddr().String(), "health_addr", srv.HealthAddr())
 	return srv, nil
 }
 

@@ -88,6 +88,9 @@ type Config struct {
 	// TLS is the server TLS for the manager's gRPC and HTTP listeners; nil
 	// means plaintext.
 	TLS *tls.Config
+	// HealthAddr, when set, is a third listener serving only gRPC health,
+	// in plaintext, for probes that cannot speak TLS.
+	HealthAddr string
 	// DrainTimeout bounds how long the end of a term waits for its requests
 	// in flight, and the final GracefulStop and HTTP Shutdown; then
 	// connections are closed.
@@ -139,6 +142,8 @@ type Server struct {
 	changed chan struct{}
 
 	grpcLis, httpLis net.Listener
+	// healthLis serves health alone; nil without Config.HealthAddr.
+	healthLis *rpcserver.HealthListener
 	serving          sync.WaitGroup
 	stopOnce         sync.Once
 	// termMu serialises Activate, Deactivate and Stop.
@@ -274,9 +279,18 @@ func (s *Server) Start() error {
 		_ = gl.Close()
 		return fmt.Errorf("failed to listen for HTTP on %s: %w", s.cfg.HTTPAddr, err)
 	}
+	if s.cfg.HealthAddr != "" {
+		if s.healthLis, err = rpcserver.ListenHealth(s.cfg.HealthAddr); err != nil {
+			_, _ = gl.Close(), hl.Close()
+			return err
+		}
+	}
 	s.grpcLis, s.httpLis = gl, hl
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(ManagerService, healthpb.HealthCheckResponse_NOT_SERVING)
+	if s.healthLis != nil {
+		s.healthLis.Serve(s.health, s.log.Named("health"))
+	}
 	s.serving.Add(2)
 	go func() {
 		defer s.serving.Done()
@@ -306,6 +320,15 @@ func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
 
 // HTTPAddr is the bound HTTP address, after Start.
 func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
+
+// HealthAddr is the bound address of the health-only listener after Start,
+// "" without Config.HealthAddr.
+func (s *Server) HealthAddr() string {
+	if s.healthLis == nil {
+		return ""
+	}
+	return s.healthLis.Addr()
+}
 
 // Scheme is the scheme of the HTTP listener's URLs: https with TLS, else
 // http.
@@ -548,6 +571,9 @@ func (s *Server) stop() {
 		}()
 		wg.Wait()
 		s.serving.Wait()
+	}
+	if s.healthLis != nil {
+		s.healthLis.Stop()
 	}
 	s.waitModules(stopping)
 	s.moduleWG.Wait()
