@@ -144,8 +144,8 @@ type Server struct {
 	grpcLis, httpLis net.Listener
 	// healthLis serves health alone; nil without Config.HealthAddr.
 	healthLis *rpcserver.HealthListener
-	serving          sync.WaitGroup
-	stopOnce         sync.Once
+	serving   sync.WaitGroup
+	stopOnce  sync.Once
 	// termMu serialises Activate, Deactivate and Stop.
 	termMu sync.Mutex
 
