@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logFlags.Register(fs)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: monsim [flags]\n       monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]\n       monsim creds issue --dir DIR --cert mon|mgr [--host H,...]\n\nThe mgrplane monitor. Every flag can also be set with the environment\nvariable MGRPLANE_<FLAG> (e.g. MGRPLANE_DATA_DIR).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: monsim [flags]\n       monsim creds init --dir DIR [--host H,...] [--mgr NAME,...] [--exist-ok]\n       monsim creds issue --dir DIR --cert mon|mgr [--host H,...]\n\nThe mgrplane monitor. Every flag can also be set with the environment\nvariable MGRPLANE_<FLAG> (e.g. MGRPLANE_DATA_DIR).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.SetFromEnv(fs, getenv); err != nil {
@@ -124,7 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // credsUsage is the synopsis of the creds subcommands.
-const credsUsage = "usage: monsim creds init --dir DIR [--host H,...] [--mgr NAME,...]\n       monsim creds issue --dir DIR --cert mon|mgr [--host H,...]"
+const credsUsage = "usage: monsim creds init --dir DIR [--host H,...] [--mgr NAME,...] [--exist-ok]\n       monsim creds issue --dir DIR --cert mon|mgr [--host H,...]"
 
 // runCreds is `monsim creds init` (a new creds dir) and `monsim creds
 // issue` (a new monitor or manager certificate from the dir's CA, picked up
@@ -148,11 +148,16 @@ func runCreds(args []string, stdout, stderr io.Writer) error {
 		o.Managers = append(o.Managers, splitList(v)...)
 		return nil
 	})
+	existOK := fs.Bool("exist-ok", false, "when DIR already holds every file, keep them and succeed (a bootstrap step run on every start); a partial DIR is still refused")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *dir == "" || fs.NArg() > 0 {
 		return errors.New(credsUsage)
+	}
+	if *existOK && creds.Complete(*dir) {
+		fmt.Fprintf(stdout, "kept the credentials already in %s\n", *dir)
+		return nil
 	}
 	if err := creds.Init(*dir, o); err != nil {
 		return err

@@ -163,11 +163,26 @@ func TestCredsInit(t *testing.T) {
 	if after, _ := os.ReadFile(filepath.Join(dir, creds.MgrCertFile)); string(after) == string(before) {
 		t.Error("creds issue did not replace mgr.crt")
 	}
+	// --exist-ok keeps a whole creds dir as it is (a bootstrap step run on
+	// every start), and still refuses a partial one.
+	keyring, _ := os.ReadFile(filepath.Join(dir, creds.KeyringFile))
+	out.Reset()
+	if err := run(context.Background(), []string{"creds", "init", "--dir", dir, "--exist-ok", "--mgr", "z"}, env(nil), &out, &out); err != nil {
+		t.Fatalf("creds init --exist-ok on a whole dir: %v", err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, creds.KeyringFile)); string(again) != string(keyring) || !strings.Contains(out.String(), "kept the credentials") {
+		t.Errorf("creds init --exist-ok changed the keyring or did not say it kept it: %q", out.String())
+	}
+	partial := t.TempDir()
+	if err := os.WriteFile(filepath.Join(partial, creds.CACertFile), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := map[string]struct {
 		args []string
 		want string
 	}{
 		"again":       {[]string{"creds", "init", "--dir", dir}, "refusing to overwrite"},
+		"partial":     {[]string{"creds", "init", "--dir", partial, "--exist-ok"}, "refusing to overwrite"},
 		"no dir":      {[]string{"creds", "init"}, "usage: monsim creds init"},
 		"no init":     {[]string{"creds"}, "usage: monsim creds init"},
 		"bad manager": {[]string{"creds", "init", "--dir", t.TempDir(), "--mgr", "-x"}, "--mgr"},

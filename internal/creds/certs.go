@@ -53,6 +53,19 @@ type InitOptions struct {
 	Managers []string
 }
 
+// initFiles are the files Init writes.
+var initFiles = []string{CACertFile, CAKeyFile, MonCertFile, MonKeyFile, MgrCertFile, MgrKeyFile, KeyringFile}
+
+// Complete reports whether dir holds every file Init writes.
+func Complete(dir string) bool {
+	for _, f := range initFiles {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // Exists reports whether dir holds a CA certificate.
 func Exists(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, CACertFile))
@@ -73,7 +86,7 @@ func Init(dir string, o InitOptions) error {
 			return fmt.Errorf("%w: host %q: must be 1 to 253 bytes", ErrInvalid, truncate(h))
 		}
 	}
-	for _, f := range []string{CACertFile, CAKeyFile, MonCertFile, MonKeyFile, MgrCertFile, MgrKeyFile, KeyringFile} {
+	for _, f := range initFiles {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			return fmt.Errorf("%s already exists: refusing to overwrite credentials", filepath.Join(dir, f))
 		}
