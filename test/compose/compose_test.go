@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/internal/chaos"
 	"github.com/mgrplane/mgrplane/internal/testlog"
 )
@@ -53,6 +54,9 @@ type cluster struct {
 	project  string
 	env      []string // the environment of compose commands (ports, image)
 	mgrctl   string
+	// creds is the creds dir copied out of the creds volume, as a user
+	// does for mgrctl on the host (docker cp).
+	creds string
 	monAddrs map[string]string // monitor service -> host address
 	targets  []chaos.Target
 	prober   *chaos.Prober
@@ -211,6 +215,21 @@ func freePorts(t *testing.T, n int) []int {
 // up starts the project and the prober of the managers' host ports.
 func (c *cluster) up() {
 	c.composeRun("up", "-d")
+	// The bootstrap service made the credentials in the creds volume; copy
+	// them out as the README says, and trust its CA.
+	out, err := c.composeOut("ps", "-aq", "creds")
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		c.t.Fatalf("compose ps -aq creds: %q, %v", out, err)
+	}
+	c.creds = filepath.Join(c.t.TempDir(), "creds")
+	c.docker("cp", strings.TrimSpace(string(out))+":/etc/mgrplane/creds", c.creds)
+	tc, err := creds.ClientTLS(c.creds)
+	if err != nil {
+		c.t.Fatalf("the creds copied out of the volume: %v", err)
+	}
+	for i := range c.targets {
+		c.targets[i].TLS = tc
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.prober = chaos.NewProber(c.targets, 500*time.Millisecond, 20*time.Millisecond, testlog.New(c.t).Named("prober"))
 	done := make(chan error, 1)
@@ -296,13 +315,19 @@ func (c *cluster) monList(last string) []string {
 	return out
 }
 
+// ctlEnv is mgrctl's environment: PATH, and the creds copied out of the
+// volume as MGRPLANE_CREDS.
+func (c *cluster) ctlEnv() []string {
+	return []string{"PATH=" + os.Getenv("PATH"), "MGRPLANE_CREDS=" + c.creds}
+}
+
 // ctl runs mgrctl -o json against monitors and decodes its output into m.
 func (c *cluster) ctl(monitors []string, m proto.Message, args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	full := append([]string{"--monitor", strings.Join(monitors, ","), "--timeout", ctlTimeout, "-o", "json"}, args...)
 	cmd := exec.CommandContext(ctx, c.mgrctl, full...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = c.ctlEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -446,7 +471,7 @@ func (c *cluster) startWatch(avoid string) {
 			since = prev[len(prev)-1]
 		}
 	}
-	c.watch = startWatcher(c.t, c.mgrctl, c.monListWithout(avoid), since, prev)
+	c.watch = startWatcher(c.t, c.mgrctl, c.ctlEnv(), c.monListWithout(avoid), since, prev)
 }
 
 // checkHistory checks what the run made: the watch saw every epoch once, in
@@ -509,7 +534,7 @@ type watcher struct {
 
 // startWatcher watches the monitors from after since, keeping prev (the
 // epochs of an earlier watch) before the new ones.
-func startWatcher(t *testing.T, mgrctl string, monitors []string, since uint64, prev []uint64) *watcher {
+func startWatcher(t *testing.T, mgrctl string, env, monitors []string, since uint64, prev []uint64) *watcher {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	args := []string{"--monitor", strings.Join(monitors, ","), "-o", "json", "watch"}
@@ -517,7 +542,7 @@ func startWatcher(t *testing.T, mgrctl string, monitors []string, since uint64, 
 		args = append(args, "--since", fmt.Sprint(since))
 	}
 	cmd := exec.CommandContext(ctx, mgrctl, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
