@@ -21,8 +21,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
-	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/internal/chaos"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/internal/testlog"
 )
 
@@ -48,15 +48,15 @@ var (
 
 // cluster is one compose project of the test.
 type cluster struct {
-	t        *testing.T
-	compose  []string // the compose command: docker compose, or docker-compose
-	root     string   // the repository: docker-compose.yml and scripts/
-	project  string
-	env      []string // the environment of compose commands (ports, image)
-	mgrctl   string
+	t       *testing.T
+	compose []string // the compose command: docker compose, or docker-compose
+	root    string   // the repository: docker-compose.yml and scripts/
+	project string
+	env     []string // the environment of compose commands (ports, image)
+	mgrctl  string
 	// creds is the creds dir copied out of the creds volume, as a user
 	// does for mgrctl on the host (docker cp).
-	creds string
+	creds    string
 	monAddrs map[string]string // monitor service -> host address
 	targets  []chaos.Target
 	prober   *chaos.Prober
