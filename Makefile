@@ -12,7 +12,7 @@ ROUNDS ?= 20
 # Tag of the image `make images` builds (compose uses mgrplane:dev).
 IMAGE ?= mgrplane:dev
 
-.PHONY: all deps build images run test test-short e2e bench chaos fuzz generate lint check-generated fmt vet clean
+.PHONY: all deps build images k8s-creds run test test-short e2e bench chaos fuzz generate lint check-generated fmt vet clean
 
 all: build
 
@@ -27,6 +27,11 @@ build:
 ## (static binaries built here, nothing pulled); prints the sizes.
 images:
 	GO=$(GO) IMAGE=$(IMAGE) ./scripts/images.sh
+
+## k8s-creds: the CA, certificates and keyring deploy/k8s ships as a Secret
+## (deploy/k8s/creds, made once; then kubectl apply -k deploy/k8s).
+k8s-creds: build
+	MONSIM=$(BIN)/monsim ./scripts/k8s-creds.sh
 
 ## run: build and start one monsim and three standbys (x, y, z) on 127.0.0.1.
 run: build

@@ -8,6 +8,8 @@ package k8s
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,10 +34,11 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/creds"
 	"github.com/mgrplane/mgrplane/services/monsim"
 )
 
-// The mount point of the credentials Secret (the future --creds).
+// The mount point of the credentials Secret (MGRPLANE_CREDS).
 const credsDir = "/etc/mgrplane/creds"
 
 // objects are the rendered objects, by kind and name.
@@ -50,12 +53,33 @@ type objects struct {
 	netpols      map[string]*networkingv1.NetworkPolicy
 }
 
-// render runs the kustomization in this directory and decodes every object
-// strictly.
-func render(t *testing.T) *objects {
+// render runs the kustomization of this directory, in a copy with the
+// credentials scripts/k8s-creds.sh makes (as a user runs it before kubectl
+// apply -k), and decodes every object strictly. It returns the creds dir.
+func render(t *testing.T) (*objects, string) {
 	t.Helper()
+	dir := t.TempDir()
+	files, err := filepath.Glob("*.y*ml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(files, "mgrplane.env") {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	made := filepath.Join(dir, "creds")
+	script := exec.Command(filepath.Join("..", "..", "scripts", "k8s-creds.sh"), made)
+	script.Env = append(os.Environ(), "MONSIM="+binPath(t, "monsim"))
+	if out, err := script.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/k8s-creds.sh: %v\n%s", err, out)
+	}
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	rm, err := k.Run(filesys.MakeFsOnDisk(), ".")
+	rm, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
 		t.Fatalf("kustomize build deploy/k8s: %v", err)
 	}
@@ -126,18 +150,18 @@ func render(t *testing.T) *objects {
 			t.Errorf("%s: no label app.kubernetes.io/part-of=mgrplane", r.CurId())
 		}
 	}
-	return o
+	return o, made
 }
 
 func TestRenderedObjectsAreValidAndConsistent(t *testing.T) {
-	o := render(t)
+	o, made := render(t)
 	if len(o.namespaces) != 1 || o.namespaces["mgrplane"] == nil {
 		t.Fatalf("namespaces %v: want mgrplane alone", keys(o.namespaces))
 	}
 	mon := o.statefulSets["monsim"]
-	mgr := o.deployments["mgr"]
-	if mon == nil || mgr == nil || len(o.statefulSets) != 1 || len(o.deployments) != 1 {
-		t.Fatalf("workloads: statefulsets %v, deployments %v; want monsim and mgr", keys(o.statefulSets), keys(o.deployments))
+	mgr := o.statefulSets["mgr"]
+	if mon == nil || mgr == nil || len(o.statefulSets) != 2 || len(o.deployments) != 0 {
+		t.Fatalf("workloads: statefulsets %v, deployments %v; want the statefulsets monsim and mgr", keys(o.statefulSets), keys(o.deployments))
 	}
 	pods := map[string]*corev1.PodTemplateSpec{"monsim": &mon.Spec.Template, "mgr": &mgr.Spec.Template}
 
@@ -171,12 +195,21 @@ func TestRenderedObjectsAreValidAndConsistent(t *testing.T) {
 	mc := monsim.DefaultConfig()
 	mc.BeaconPeriod, mc.Grace = beacon, grace
 	mc.FenceTimeout, mc.Tick = durationEnv(t, env, "MGRPLANE_FENCE_TIMEOUT"), durationEnv(t, env, "MGRPLANE_TICK")
+	mcreds, err := creds.LoadMonitor(made)
+	if err != nil {
+		t.Fatalf("the creds scripts/k8s-creds.sh made: %v", err)
+	}
+	mc.Creds = mcreds
 	if err := mc.Validate(); err != nil {
 		t.Errorf("mgrplane.env: the monitor would refuse its timings: %v", err)
 	}
 
+	if env["MGRPLANE_CREDS"] != credsDir {
+		t.Errorf("MGRPLANE_CREDS %q; want %s, where the Secret is mounted", env["MGRPLANE_CREDS"], credsDir)
+	}
 	t.Run("monsim", func(t *testing.T) { checkMonsim(t, o, mon, env) })
 	t.Run("mgr", func(t *testing.T) { checkManagers(t, o, mgr, env, beacon, grace) })
+	t.Run("creds", func(t *testing.T) { checkCreds(t, o, mon, mgr, made) })
 
 	// The budget keeps a quorum of monitors through voluntary disruptions.
 	pdb := o.pdbs["monsim"]
@@ -273,15 +306,26 @@ func checkMonsim(t *testing.T, o *objects, mon *appsv1.StatefulSet, env map[stri
 	if env["MGRPLANE_MONITOR"] != strings.Join(monitors, ",") {
 		t.Errorf("MGRPLANE_MONITOR %q; want %q", env["MGRPLANE_MONITOR"], strings.Join(monitors, ","))
 	}
+	// Readiness: the plaintext health-only listener (the kubelet's grpc
+	// probe speaks no TLS; the gRPC port speaks nothing else).
+	health := healthPort(t, "monsim", c, args)
 	rp := c.ReadinessProbe
-	if rp == nil || rp.GRPC == nil || rp.GRPC.Port != grpc.ContainerPort || ptrStr(rp.GRPC.Service) != "" {
-		t.Errorf("monsim readiness: want the gRPC health check (service \"\") on port %d, got %+v", grpc.ContainerPort, rp)
+	if rp == nil || rp.GRPC == nil || rp.GRPC.Port != health || ptrStr(rp.GRPC.Service) != "" {
+		t.Errorf("monsim readiness: want the gRPC health check (service \"\") on the health port %d, got %+v", health, rp)
 	}
 	checkLiveness(t, "monsim", c, 0)
 	checkPod(t, "monsim", &mon.Spec.Template, o)
 }
 
-func checkManagers(t *testing.T, o *objects, mgr *appsv1.Deployment, env map[string]string, beacon, grace time.Duration) {
+func checkManagers(t *testing.T, o *objects, mgr *appsv1.StatefulSet, env map[string]string, beacon, grace time.Duration) {
+	// Stable names: each manager authenticates as mgr.<pod name>.
+	hs := o.services[mgr.Spec.ServiceName]
+	if hs == nil || hs.Spec.ClusterIP != corev1.ClusterIPNone || !hs.Spec.PublishNotReadyAddresses {
+		t.Fatalf("statefulset mgr: service %q must be headless and publish not-ready addresses (standbys are never ready, and must resolve): %+v", mgr.Spec.ServiceName, hs)
+	}
+	if mgr.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+		t.Errorf("statefulset mgr: podManagementPolicy %q; want Parallel (standbys are never ready)", mgr.Spec.PodManagementPolicy)
+	}
 	c := onlyContainer(t, &mgr.Spec.Template)
 	args := checkArgs(t, "standby", c)
 	grpc, gok := containerPort(c, intstr.FromString("grpc"))
@@ -298,18 +342,19 @@ func checkManagers(t *testing.T, o *objects, mgr *appsv1.Deployment, env map[str
 	if args["name"] != "$(POD_NAME)" || envField(c, "POD_NAME") != "metadata.name" {
 		t.Errorf("standby --name %q: want $(POD_NAME), the pod's name", args["name"])
 	}
-	if args["advertise-host"] != "$(POD_IP)" || envField(c, "POD_IP") != "status.podIP" {
-		t.Errorf("standby --advertise-host %q: want $(POD_IP), the pod's IP", args["advertise-host"])
+	if want := "$(POD_NAME)." + hs.Name; args["advertise-host"] != want {
+		t.Errorf("standby --advertise-host %q: want %s, the pod's name in the headless Service (what mgr.crt names)", args["advertise-host"], want)
 	}
 	if env["MGRPLANE_MONITOR"] == "" && args["monitor"] == "" {
 		t.Error("standby: no monitors (MGRPLANE_MONITOR or --monitor)")
 	}
 	// Readiness: the manager service's health, SERVING on the active only,
 	// probed every beacon period so a Service follows a failover at once.
+	health := healthPort(t, "standby", c, args)
 	rp := c.ReadinessProbe
 	svcName := mgrv1.ManagerService_ServiceDesc.ServiceName
-	if rp == nil || rp.GRPC == nil || rp.GRPC.Port != grpc.ContainerPort || ptrStr(rp.GRPC.Service) != svcName {
-		t.Fatalf("standby readiness: want the gRPC health of %s on port %d, got %+v", svcName, grpc.ContainerPort, rp)
+	if rp == nil || rp.GRPC == nil || rp.GRPC.Port != health || ptrStr(rp.GRPC.Service) != svcName {
+		t.Fatalf("standby readiness: want the gRPC health of %s on the health port %d, got %+v", svcName, health, rp)
 	}
 	if p := time.Duration(rp.PeriodSeconds) * time.Second; p > beacon || rp.FailureThreshold != 1 || rp.SuccessThreshold != 1 {
 		t.Errorf("standby readiness every %v, failure threshold %d, success threshold %d: want at most the beacon period (%v), 1 and 1", p, rp.FailureThreshold, rp.SuccessThreshold, beacon)
@@ -320,11 +365,10 @@ func checkManagers(t *testing.T, o *objects, mgr *appsv1.Deployment, env map[str
 	} else if pre := time.Duration(ls.PreStop.Sleep.Seconds) * time.Second; pre >= time.Duration(*mgr.Spec.Template.Spec.TerminationGracePeriodSeconds)*time.Second-grace {
 		t.Errorf("standby: preStop %v leaves less than the grace (%v) of the termination grace period (%ds) for the handover", pre, grace, *mgr.Spec.Template.Spec.TerminationGracePeriodSeconds)
 	}
-	// Only the active is ever ready: a rollout must not wait for new pods to
-	// be ready before it removes old ones.
-	ru := mgr.Spec.Strategy.RollingUpdate
-	if mgr.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.String() != "100%" {
-		t.Errorf("deployment mgr: strategy %+v; want RollingUpdate with maxUnavailable 100%% (standbys are never ready)", mgr.Spec.Strategy)
+	// Only the active is ever ready: a RollingUpdate, which waits for each
+	// new pod to be ready, would stall at the first standby.
+	if mgr.Spec.UpdateStrategy.Type != appsv1.OnDeleteStatefulSetStrategyType {
+		t.Errorf("statefulset mgr: updateStrategy %+v; want OnDelete (standbys are never ready)", mgr.Spec.UpdateStrategy)
 	}
 	// The Service of the active routes by readiness to the managers.
 	svc := o.services["mgr-active"]
@@ -339,6 +383,101 @@ func checkManagers(t *testing.T, o *objects, mgr *appsv1.Deployment, env map[str
 		t.Errorf("service mgr-active targets %v; want grpc and http", ports)
 	}
 	checkPod(t, "standby", &mgr.Spec.Template, o)
+}
+
+// healthPort checks that --health-addr listens on the container port named
+// health and returns that port.
+func healthPort(t *testing.T, bin string, c *corev1.Container, args map[string]string) int32 {
+	t.Helper()
+	p, ok := containerPort(c, intstr.FromString("health"))
+	if !ok {
+		t.Fatalf("%s: no container port health", bin)
+	}
+	if args["health-addr"] == "" || portOf(t, args["health-addr"]) != p.ContainerPort {
+		t.Errorf("%s --health-addr %q: want the container port health (%d)", bin, args["health-addr"], p.ContainerPort)
+	}
+	return p.ContainerPort
+}
+
+// checkCreds checks the Secret against the manifests: it holds what
+// creds.LoadMonitor and LoadManager read and not the CA's key; the keyring
+// has mgr.<pod> for every manager pod; the certificates name every address
+// clients dial (the monitors in MGRPLANE_MONITOR, the managers' advertised
+// names, the Service mgr-active).
+func checkCreds(t *testing.T, o *objects, mon, mgr *appsv1.StatefulSet, made string) {
+	var sec *corev1.Secret
+	for _, v := range mgr.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			sec = o.secrets[v.Secret.SecretName]
+		}
+	}
+	if sec == nil {
+		t.Fatal("no credentials Secret mounted in the managers")
+	}
+	var got []string
+	for k := range sec.Data {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	want := []string{creds.CACertFile, creds.KeyringFile, creds.MgrCertFile, creds.MgrKeyFile, creds.MonCertFile, creds.MonKeyFile}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("secret %s holds %v; want %v (never %s)", sec.Name, got, want, creds.CAKeyFile)
+	}
+	// The Secret is loadable as both daemons load it.
+	dir := t.TempDir()
+	for k, v := range sec.Data {
+		if err := os.WriteFile(filepath.Join(dir, k), v, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := creds.LoadMonitor(dir); err != nil {
+		t.Errorf("the Secret as a monitor's creds: %v", err)
+	}
+	if _, err := creds.LoadManager(dir); err != nil {
+		t.Errorf("the Secret as a manager's creds: %v", err)
+	}
+	es, err := creds.ReadKeyring(filepath.Join(dir, creds.KeyringFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range int(*mgr.Spec.Replicas) {
+		if _, ok := creds.Find(es, fmt.Sprintf("mgr.%s-%d", mgr.Name, i)); !ok {
+			t.Errorf("keyring: no mgr.%s-%d for manager pod %s-%d", mgr.Name, i, mgr.Name, i)
+		}
+	}
+	if _, ok := creds.Find(es, "client.admin"); !ok {
+		t.Error("keyring: no client.admin")
+	}
+	names := func(file string) []string {
+		b, err := os.ReadFile(filepath.Join(made, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			t.Fatalf("%s: not PEM", file)
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert.DNSNames
+	}
+	monNames, mgrNames := names(creds.MonCertFile), names(creds.MgrCertFile)
+	for i := range int(*mon.Spec.Replicas) {
+		if n := fmt.Sprintf("%s-%d.%s", mon.Name, i, mon.Spec.ServiceName); !slices.Contains(monNames, n) {
+			t.Errorf("mon.crt does not name %s (it names %v)", n, monNames)
+		}
+	}
+	for i := range int(*mgr.Spec.Replicas) {
+		if n := fmt.Sprintf("%s-%d.%s", mgr.Name, i, mgr.Spec.ServiceName); !slices.Contains(mgrNames, n) {
+			t.Errorf("mgr.crt does not name %s (it names %v)", n, mgrNames)
+		}
+	}
+	if !slices.Contains(mgrNames, "mgr-active") {
+		t.Errorf("mgr.crt does not name the Service mgr-active (it names %v)", mgrNames)
+	}
 }
 
 // checkLiveness checks that a liveness probe exists on a port of c and, for
@@ -456,11 +595,28 @@ func binFlags(t *testing.T, bin string) map[string]bool {
 	return flagsByBin[bin]
 }
 
+// binPath returns the path of a binary built for this test run.
+func binPath(t *testing.T, bin string) string {
+	t.Helper()
+	binFlags(t, bin)
+	return filepath.Join(binDir, bin)
+}
+
 var (
 	flagsOnce  sync.Once
 	flagsByBin map[string]map[string]bool
 	flagsErr   error
+	// binDir holds the binaries; TestMain removes it.
+	binDir string
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // flagLine matches a flag in Go's flag.PrintDefaults output ("  -addr string")
 // and in mgrctl's help ("  --monitor ADDR", "  -o, --output ...").
@@ -473,7 +629,7 @@ func buildAndReadFlags() (map[string]map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	binDir = dir
 	build := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "github.com/mgrplane/mgrplane/cmd/monsim", "github.com/mgrplane/mgrplane/cmd/standby", "github.com/mgrplane/mgrplane/cmd/mgrctl")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
