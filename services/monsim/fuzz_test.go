@@ -36,6 +36,11 @@ func FuzzRequests(f *testing.F) {
 		&mgrv1.RotateAuthRequest{Name: "client.f"},
 		&mgrv1.RemoveAuthRequest{Name: "client.admin"},
 		&mgrv1.GetAuthRequest{Name: "mgr.x"},
+		&mgrv1.SetModuleOptionRequest{Module: "dashboard", Option: "refresh", Value: "5s"},
+		&mgrv1.GetModuleOptionRequest{Module: "dashboard", Option: "refresh"},
+		&mgrv1.RemoveModuleOptionRequest{Module: "dashboard", Option: "refresh"},
+		&mgrv1.ListModuleOptionsRequest{Module: "dashboard"},
+		&mgrv1.ListBeaconsRequest{},
 	}
 	for i, m := range seeds {
 		b, _ := proto.Marshal(m)
@@ -117,7 +122,7 @@ func fuzzCall(ctx context.Context, c clients, kind uint8, payload []byte) error 
 	var err error
 	// Quorum membership is left out: adding a voter that does not exist
 	// takes the quorum away, by design, and every later input would fail.
-	switch kind % 16 {
+	switch kind % 21 {
 	case 0:
 		if r := (&mgrv1.AuthenticateRequest{}); un(r) {
 			_, err = c.mon.Authenticate(ctx, r)
@@ -181,6 +186,26 @@ func fuzzCall(ctx context.Context, c clients, kind uint8, payload []byte) error 
 	case 15:
 		if r := (&mgrv1.GetAuthRequest{}); un(r) {
 			_, err = c.admin.GetAuth(ctx, r)
+		}
+	case 16:
+		if r := (&mgrv1.SetModuleOptionRequest{}); un(r) {
+			_, err = c.admin.SetModuleOption(ctx, r)
+		}
+	case 17:
+		if r := (&mgrv1.GetModuleOptionRequest{}); un(r) {
+			_, err = c.admin.GetModuleOption(ctx, r)
+		}
+	case 18:
+		if r := (&mgrv1.RemoveModuleOptionRequest{}); un(r) {
+			_, err = c.admin.RemoveModuleOption(ctx, r)
+		}
+	case 19:
+		if r := (&mgrv1.ListModuleOptionsRequest{}); un(r) {
+			_, err = c.admin.ListModuleOptions(ctx, r)
+		}
+	case 20:
+		if r := (&mgrv1.ListBeaconsRequest{}); un(r) {
+			_, err = c.admin.ListBeacons(ctx, r)
 		}
 	}
 	return err
