@@ -6,10 +6,15 @@
 // its options as JSON. Its options are typed and bounded; change them live
 // with mgrctl, and the running module picks them up without a restart:
 //
-//	counter --name c1 --monitor 127.0.0.1:6789 &
+//	mgrctl auth add mgr.c1 > c1.keyring   # manager c1's key (make run has x, y, z)
+//	counter --name c1 --keyring c1.keyring --monitor 127.0.0.1:6789 &
 //	mgrctl module enable counter
 //	mgrctl config set mgr/counter/step 10
-//	curl http://127.0.0.1:6880/counter/
+//	curl --cacert .run/monsim/creds/ca.crt https://127.0.0.1:6880/counter/
+//
+// --creds (MGRPLANE_CREDS, default .run/monsim/creds) is the cluster's creds
+// dir: the CA, the managers' certificate for its own listeners, and the
+// keyring unless --keyring names another.
 //
 // The program also carries the dashboard module. --counter-can-run=false
 // makes the counter module report that it cannot run here (mgrctl module
@@ -62,6 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.CredsDir = ".run/monsim/creds" // where `make run` keeps them
 	}
 	fs.StringVar(&cfg.CredsDir, "creds", cfg.CredsDir, "creds dir: the cluster CA, mgr.crt/mgr.key for this manager's listeners, and the keyring holding mgr.NAME")
+	fs.StringVar(&cfg.Keyring, "keyring", "", "keyring holding mgr.NAME's key (default CREDS/keyring)")
 	canRun := fs.Bool("counter-can-run", true, "whether the counter module can run here")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
