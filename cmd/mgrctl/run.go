@@ -60,6 +60,9 @@ type env struct {
 	format string
 	client *client
 	log    hclog.Logger
+	// creds is the creds dir (--creds): the cluster CA, and the managers'
+	// certificate that mgrctl proxy serves with.
+	creds string
 }
 
 // command is one mgrctl command (one or two words, as `module enable`).
@@ -96,6 +99,7 @@ func commands() []command {
 		{"unset down", "", "Clear the down flag.", runUnsetDown},
 		{"watch", "[--since EPOCH] [--count N]", "Print every map as it is made, until interrupted.", runWatch},
 		{"history", "[--since EPOCH] [--limit N]", "List the kept epochs with their time and cause.", runHistory},
+		{"proxy", "[--listen ADDR] [--plaintext]", "Serve the active manager's HTTP services at one address that follows every failover, until interrupted.", runProxy},
 		{"quorum status", "", "Show the monitors of the quorum, its leader, term and indexes.", runQuorumStatus},
 		{"quorum add", "ID ADDR", "Add the monitor ID serving at ADDR (host:port) to the quorum.", runQuorumAdd},
 		{"quorum remove", "ID", "Remove the monitor ID from the quorum.", runQuorumRemove},
@@ -219,7 +223,7 @@ func execute(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer cl.Close()
-	e := &env{stdout: stdout, format: g.format, client: cl, log: log}
+	e := &env{stdout: stdout, format: g.format, client: cl, log: log, creds: g.creds}
 	return cmd.run(ctx, e, newCmdline(cmd, cmdArgs, stdout))
 }
 
