@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/internal/creds"
@@ -27,6 +29,9 @@ const (
 	proxyDialTimeout = 5 * time.Second
 	// proxyStopTimeout bounds the drain of requests in flight at the end.
 	proxyStopTimeout = 5 * time.Second
+	// proxyRetry is the pause before trying the monitors again when none
+	// answered.
+	proxyRetry = time.Second
 )
 
 // proxyTarget is the active manager the proxy forwards to.
@@ -110,21 +115,32 @@ func runProxy(ctx context.Context, e *env, c *cmdline) error {
 		return fmt.Errorf("proxy server: %w", err)
 	})
 	g.Go(func() error {
-		err := watchMaps(gctx, e.client, log.Named("watch"), 0, func(m *mgrv1.MgrMap) error {
-			t := targetOf(m)
-			old := p.target.Swap(t)
-			switch {
-			case t != nil && (old == nil || old.gid != t.gid || *old.base != *t.base):
-				log.Info("forwarding to the active", "name", t.name, "gid", t.gid, "url", t.base.String(), "epoch", t.epoch)
-			case t == nil && old != nil:
-				log.Warn("no available active in the map: answering 503", "epoch", m.GetEpoch())
+		// A daemon: no monitor answering yet (they start together) is a
+		// reason to wait, answering 503, not to exit.
+		for since := uint64(0); ; {
+			err := watchMaps(gctx, e.client, log.Named("watch"), since, func(m *mgrv1.MgrMap) error {
+				since = m.GetEpoch()
+				t := targetOf(m)
+				old := p.target.Swap(t)
+				switch {
+				case t != nil && (old == nil || old.gid != t.gid || *old.base != *t.base):
+					log.Info("forwarding to the active", "name", t.name, "gid", t.gid, "url", t.base.String(), "epoch", t.epoch)
+				case t == nil && old != nil:
+					log.Warn("no available active in the map: answering 503", "epoch", m.GetEpoch())
+				}
+				return nil
+			})
+			if gctx.Err() != nil {
+				return nil
 			}
-			return nil
-		})
-		if err == nil {
-			err = gctx.Err()
+			if status.Code(err) != codes.Unavailable {
+				return err
+			}
+			log.Warn("no monitor answers; answering 503 and trying again", "pause", proxyRetry, "error", err)
+			if !sleep(gctx, proxyRetry) {
+				return nil
+			}
 		}
-		return err
 	})
 	g.Go(func() error {
 		<-gctx.Done()

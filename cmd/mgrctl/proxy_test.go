@@ -143,7 +143,6 @@ func TestProxyRefusals(t *testing.T) {
 	}{
 		"listen without a port": {[]string{"--monitor", addr, "proxy", "--listen", "nowhere"}, `proxy: --listen "nowhere": must be host:port`},
 		"extra argument":        {[]string{"--monitor", addr, "proxy", "x"}, `proxy: unexpected argument "x"`},
-		"no monitor":            {[]string{"--monitor", deadAddr(t), "--timeout", "1s", "proxy", "--listen", "127.0.0.1:0"}, "Unavailable"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -153,4 +152,24 @@ func TestProxyRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A proxy started before any monitor answers 503 and keeps trying, then
+// forwards once a monitor comes up.
+func TestProxyWaitsForAMonitor(t *testing.T) {
+	a := fakeManager(t, "a", "")
+	addr := deadAddr(t)
+	listen := deadAddr(t)
+	startWatch(t, "--monitor", addr, "proxy", "--listen", listen)
+	waitFor(t, "the proxy to answer 503", func() bool {
+		code, _, _ := proxyGet(t, "https://"+listen+"/status/")
+		return code == http.StatusServiceUnavailable
+	})
+	f := newFake(t)
+	f.withActive("a", 3, a.URL, true)
+	startFake(t, f, addr)
+	waitFor(t, "the proxy to forward to a", func() bool {
+		_, _, body := proxyGet(t, "https://"+listen+"/status/")
+		return strings.HasPrefix(body, "a /status/")
+	})
 }
