@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +59,11 @@ type cluster struct {
 	mgrctl  string
 	// creds is the creds dir copied out of the creds volume, as a user
 	// does for mgrctl on the host (docker cp).
-	creds    string
+	creds string
+	// proxyURL is /status/ through the service mgr-proxy (mgrctl proxy).
+	proxyURL string
+	// proxyTLS trusts the cluster CA.
+	proxyTLS *tls.Config
 	monAddrs map[string]string // monitor service -> host address
 	targets  []chaos.Target
 	prober   *chaos.Prober
@@ -176,7 +183,9 @@ func newCluster(t *testing.T, composeCmd []string) *cluster {
 	c.mgrctl = bins.Mgrctl
 	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", image).Run() })
 
-	ports := freePorts(t, 9)
+	ports := freePorts(t, 10)
+	c.proxyURL = fmt.Sprintf("https://127.0.0.1:%d/status/", ports[9])
+	c.env = append(c.env, fmt.Sprintf("MGRPLANE_PORT_PROXY=%d", ports[9]))
 	c.env = append(os.Environ(), "MGRPLANE_IMAGE="+image)
 	for i, mon := range monitors {
 		c.env = append(c.env, fmt.Sprintf("MGRPLANE_PORT_%s=%d", strings.ToUpper(mon), ports[i]))
@@ -230,6 +239,7 @@ func (c *cluster) up() {
 	for i := range c.targets {
 		c.targets[i].TLS = tc
 	}
+	c.proxyTLS = tc
 	ctx, cancel := context.WithCancel(context.Background())
 	c.prober = chaos.NewProber(c.targets, 500*time.Millisecond, 20*time.Millisecond, testlog.New(c.t).Named("prober"))
 	done := make(chan error, 1)
@@ -436,6 +446,38 @@ func (c *cluster) settle(step string, wantManagers int) {
 		}
 	}
 	c.t.Logf("%s: %s (gid %d) serves at epoch %d, %d managers, after %v", step, m.GetActiveName(), m.GetActiveGid(), m.GetEpoch(), wantManagers, settled.Sub(start).Round(time.Millisecond))
+	c.checkProxy(step, m.GetActiveName())
+}
+
+// checkProxy waits until the fixed address of mgr-proxy answers /status/ as
+// the active named want.
+func (c *cluster) checkProxy(step, want string) {
+	c.t.Helper()
+	tr := &http.Transport{TLSClientConfig: c.proxyTLS, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	start := time.Now()
+	var last string
+	for deadline := start.Add(settleTimeout); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := cl.Get(c.proxyURL)
+		if err == nil {
+			var st struct {
+				Name string `json:"name"`
+			}
+			derr := json.NewDecoder(resp.Body).Decode(&st)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && derr == nil && st.Name == want {
+				c.t.Logf("%s: the proxy answers as %s after %v", step, want, time.Since(start).Round(time.Millisecond))
+				return
+			}
+			last = fmt.Sprintf("%d %q %v", resp.StatusCode, st.Name, derr)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: GET %s never answered as %s: %s", step, c.proxyURL, want, last)
+		}
+	}
 }
 
 // write makes an acknowledged map change: enable a module named after the
