@@ -42,6 +42,10 @@ const (
 	// seconds rather than gRPC's default two minutes.
 	connectBaseDelay = 100 * time.Millisecond
 	connectMaxDelay  = 5 * time.Second
+
+	// retryPause is the pause before a second round of calls when every
+	// monitor answered Unavailable.
+	retryPause = 200 * time.Millisecond
 )
 
 // dial opens a (lazy) client connection to one monitor. It is the one place
@@ -116,26 +120,40 @@ func (c *client) Close() {
 // to the next monitor on Unavailable (unreachable, not the leader, no quorum)
 // and, when readOnly, also on DeadlineExceeded (a hung monitor); a write that
 // timed out may have been applied, so it is not sent again. Each attempt has
-// its own deadline of c.timeout.
+// its own deadline of c.timeout. When every monitor answered Unavailable
+// (nothing was applied), it tries them all once more after retryPause: a
+// connection attempt that failed once (a monitor restarting, a connection
+// reset in its handshake) does not fail the command.
 func (c *client) unary(ctx context.Context, readOnly bool, call func(ctx context.Context, cc grpc.ClientConnInterface) error) error {
 	var errs []string
 	var last error
-	for i := range c.addrs {
-		idx := (c.current + i) % len(c.addrs)
-		actx, cancel := context.WithTimeout(ctx, c.timeout)
-		err := call(actx, c.conns[idx])
-		cancel()
-		if err == nil {
-			c.current = idx
-			return nil
+	for round := range 2 {
+		if round > 0 && !sleep(ctx, retryPause) {
+			return last
 		}
-		code := status.Code(err)
-		if ctx.Err() != nil || !(code == codes.Unavailable || (readOnly && code == codes.DeadlineExceeded)) {
-			return err
+		errs = errs[:0]
+		allUnavailable := true
+		for i := range c.addrs {
+			idx := (c.current + i) % len(c.addrs)
+			actx, cancel := context.WithTimeout(ctx, c.timeout)
+			err := call(actx, c.conns[idx])
+			cancel()
+			if err == nil {
+				c.current = idx
+				return nil
+			}
+			code := status.Code(err)
+			if ctx.Err() != nil || !(code == codes.Unavailable || (readOnly && code == codes.DeadlineExceeded)) {
+				return err
+			}
+			allUnavailable = allUnavailable && code == codes.Unavailable
+			c.log.Debug("monitor did not answer", "monitor", c.addrs[idx], "error", err)
+			errs = append(errs, c.addrs[idx]+": "+status.Convert(err).Message())
+			last = err
 		}
-		c.log.Debug("monitor did not answer", "monitor", c.addrs[idx], "error", err)
-		errs = append(errs, c.addrs[idx]+": "+status.Convert(err).Message())
-		last = err
+		if !allUnavailable {
+			break
+		}
 	}
 	if len(c.addrs) == 1 {
 		return last

@@ -568,6 +568,10 @@ func TestMonitorList(t *testing.T) {
 				t.Errorf("stderr %q lacks %q", errOut, w)
 			}
 		}
+		// Every monitor Unavailable: nothing was applied, so one more round.
+		if got := a.callLog(); !slices.Equal(got, []string{"GetStat ", "GetStat "}) {
+			t.Errorf("calls = %q, want two rounds", got)
+		}
 	})
 
 	t.Run("hung monitor: reads move on, writes do not", func(t *testing.T) {
