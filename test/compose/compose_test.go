@@ -184,9 +184,8 @@ func newCluster(t *testing.T, composeCmd []string) *cluster {
 	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", image).Run() })
 
 	ports := freePorts(t, 10)
+	c.env = append(os.Environ(), "MGRPLANE_IMAGE="+image, fmt.Sprintf("MGRPLANE_PORT_PROXY=%d", ports[9]))
 	c.proxyURL = fmt.Sprintf("https://127.0.0.1:%d/status/", ports[9])
-	c.env = append(c.env, fmt.Sprintf("MGRPLANE_PORT_PROXY=%d", ports[9]))
-	c.env = append(os.Environ(), "MGRPLANE_IMAGE="+image)
 	for i, mon := range monitors {
 		c.env = append(c.env, fmt.Sprintf("MGRPLANE_PORT_%s=%d", strings.ToUpper(mon), ports[i]))
 		c.monAddrs[mon] = fmt.Sprintf("127.0.0.1:%d", ports[i])
