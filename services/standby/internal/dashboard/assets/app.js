@@ -160,8 +160,20 @@ function setLink(state, text) {
   l.textContent = text;
 }
 
+// openTimeout: a stream that has not opened by then (a request lost on the
+// way, a proxy holding it) is dropped and made again.
+const openTimeout = 5000;
+
 function connect() {
-  source = new EventSource("events");
+  const s = new EventSource("events");
+  source = s;
+  setTimeout(() => {
+    if (source === s && s.readyState === EventSource.CONNECTING) {
+      setLink("connecting", "reconnecting…");
+      s.close();
+      connect();
+    }
+  }, openTimeout);
   source.addEventListener("open", () => setLink("live", "live"));
   source.addEventListener("state", (e) => {
     setLink("live", "live");
