@@ -650,15 +650,17 @@ func TestShutdownLeaves(t *testing.T) {
 				eventually(t, "the manager joins", func() bool { return standbyIndex(mon.Map(), r.GID()) >= 0 })
 			}
 			gid := r.GID()
-			// Stop serving, then leave, then end the map stream: when the
-			// Leave arrives nothing listens and the stream is still open
-			// (the monitor takes a stream ended without a Leave for a crash).
-			type atLeave struct{ listening, streaming bool }
+			// Stop serving, then leave, then close the listeners and end
+			// the map stream (STYLE.md: NOT_SERVING, leave, GracefulStop):
+			// when the Leave arrives the manager answers as a standby, and
+			// the stream is still open (the monitor takes a stream ended
+			// without a Leave for a crash).
+			type atLeave struct{ servesAsActive, streaming bool }
 			leaving := make(chan atLeave, 1)
 			mon.OnLeave(func(*mgrv1.LeaveRequest) {
 				leaving <- atLeave{
-					listening: tc.active && (!refused(httpAddr) || !refused(grpcAddr)),
-					streaming: mon.OpenStreams() > 0,
+					servesAsActive: tc.active && !standbyAnswers(grpcAddr, httpAddr),
+					streaming:      mon.OpenStreams() > 0,
 				}
 			})
 			if err := r.stop(t); err != nil {
@@ -666,8 +668,8 @@ func TestShutdownLeaves(t *testing.T) {
 			}
 			select {
 			case at := <-leaving:
-				if at.listening || !at.streaming {
-					t.Errorf("when the Leave arrived: %+v; want not listening, the map stream open", at)
+				if at.servesAsActive || !at.streaming {
+					t.Errorf("when the Leave arrived: %+v; want it answering as a standby, the map stream open", at)
 				}
 			default:
 				t.Error("no Leave arrived")

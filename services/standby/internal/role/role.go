@@ -375,14 +375,17 @@ func (r *Role) Run(ctx context.Context, mon Monitor) error {
 	g.Go(func() error { return r.beaconer.Run(gctx, results) })
 
 	err := r.loop(ctx, gctx, maps, results)
-	// Stop serving first (and close the listeners), then stop beaconing
-	// and leave, then end the map stream.
+	// Stop serving first: once the term is fenced and drained nothing is
+	// answered as active. Then stop beaconing and leave at once, so the
+	// monitor promotes the next manager while this one closes its
+	// listeners (a graceful close waits for idle connections: milliseconds
+	// the handover need not wait for). Then end the map stream.
 	r.stopServing("shutting down")
+	r.beaconer.Set(nil)
+	r.leave(ctx)
 	if srv := r.srv.Load(); srv != nil {
 		srv.Stop()
 	}
-	r.beaconer.Set(nil)
-	r.leave(ctx)
 	stopHelpers()
 	if werr := g.Wait(); err == nil {
 		err = werr
