@@ -83,10 +83,7 @@ func runProxy(ctx context.Context, e *env, c *cmdline) error {
 		if err != nil {
 			return fmt.Errorf("the managers' certificate, to serve HTTPS (or --plaintext): %w", err)
 		}
-		serverTLS = m.TLS.Clone()
-		// net/http serves HTTP/2 and HTTP/1.1 on a TLS listener it is given
-		// through ServeTLS.
-		serverTLS.NextProtos = []string{"h2", "http/1.1"}
+		serverTLS = m.TLS // offers h2 and http/1.1, as the managers do
 	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {

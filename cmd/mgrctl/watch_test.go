@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/testlog"
 )
 
 // printedEpochs reads the epochs of watch's output, table or JSON lines.
@@ -55,10 +56,10 @@ func span(from, to uint64) []uint64 {
 
 // startWatch runs mgrctl in the background; the returned channel gets run's
 // error. The run is interrupted and awaited at cleanup.
-func startWatch(t *testing.T, args ...string) (out, errOut *syncBuffer, cancel context.CancelFunc, done <-chan error) {
+func startWatch(t *testing.T, args ...string) (out, errOut *testlog.Buffer, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	out, errOut = &syncBuffer{}, &syncBuffer{}
+	out, errOut = &testlog.Buffer{}, &testlog.Buffer{}
 	ch := make(chan error, 1)
 	finished := make(chan struct{})
 	go func() {

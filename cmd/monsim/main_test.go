@@ -12,6 +12,7 @@ import (
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/internal/creds"
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -60,7 +61,7 @@ func TestRunPrintsVersionAndIgnoresVersionEnv(t *testing.T) {
 
 func TestRunServesUntilCancelledAndTakesEnv(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{b: &bytes.Buffer{}}
+	logs := &testlog.Buffer{}
 	done := make(chan error, 1)
 	dir := t.TempDir()
 	go func() {

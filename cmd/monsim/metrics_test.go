@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mgrplane/mgrplane/internal/creds"
+	"github.com/mgrplane/mgrplane/internal/testlog"
 )
 
 // metricsURL is the url of the "serving metrics" JSON log line, or "".
@@ -31,7 +32,7 @@ func metricsURL(logs string) string {
 func TestRunServesMetricsFromEnv(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{b: &bytes.Buffer{}}
+	logs := &testlog.Buffer{}
 	dataDir := t.TempDir()
 	done := make(chan error, 1)
 	go func() {

@@ -1,19 +1,18 @@
 package monsim
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/internal/creds"
+	"github.com/mgrplane/mgrplane/internal/testlog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -240,7 +239,7 @@ func TestGuard(t *testing.T) {
 }
 
 func TestAuthRPCs(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	cfg := secureConfig(t)
 	cfg.AuditLog = filepath.Join(t.TempDir(), "audit.jsonl")
 	srv, err := New(cfg, hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Trace}))
@@ -376,21 +375,4 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
