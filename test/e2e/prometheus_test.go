@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -55,20 +54,6 @@ func findPrometheus(t *testing.T) (promtool, prometheus string) {
 			strings.Join(missing, " and "), err, out)
 	}
 	return promtool, prometheus
-}
-
-// httpBody GETs url and returns the status code and body.
-func httpBody(url string) (int, string, error) {
-	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: testTLS.Clone()}
-	defer tr.CloseIdleConnections()
-	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	resp, err := cl.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
 }
 
 // promtoolCheck runs `promtool check metrics` on body and fails the test
@@ -139,7 +124,7 @@ scrape_configs:
 		if p.exited() {
 			t.Fatalf("prometheus exited:\n%s", p.tail(logTail))
 		}
-		code, body, err := httpBody("http://" + p.addr + "/-/ready")
+		code, body, err := httpGet("http://" + p.addr + "/-/ready")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -156,7 +141,7 @@ type promSample struct {
 
 // query runs an instant PromQL query through Prometheus's HTTP API.
 func (p *promServer) query(q string) ([]promSample, error) {
-	code, body, err := httpBody("http://" + p.addr + "/api/v1/query?query=" + url.QueryEscape(q))
+	code, body, err := httpGet("http://" + p.addr + "/api/v1/query?query=" + url.QueryEscape(q))
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +223,7 @@ func TestPrometheusScrapesTheActiveAcrossAFailover(t *testing.T) {
 			return false, fmt.Sprintf("prometheus URL %q", u)
 		}
 		metricsURL = u + "metrics"
-		code, b, err := httpBody(metricsURL)
+		code, b, err := httpGet(metricsURL)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -257,7 +242,7 @@ func TestPrometheusScrapesTheActiveAcrossAFailover(t *testing.T) {
 	promtoolCheck(t, promtool, metricsURL, body)
 
 	monURL := "https://" + monMetrics + "/metrics"
-	code, monBody, err := httpBody(monURL)
+	code, monBody, err := httpGet(monURL)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET %s: %d %v", monURL, code, err)
 	}
@@ -309,7 +294,7 @@ func TestPrometheusScrapesTheActiveAcrossAFailover(t *testing.T) {
 		if u := c.serviceURL("prometheus"); u != "" {
 			return false, "still listed: " + u
 		}
-		code, _, err := httpBody("https://" + secondAddr + "/prometheus/metrics")
+		code, _, err := httpGet("https://" + secondAddr + "/prometheus/metrics")
 		return err == nil && code != http.StatusOK, fmt.Sprintf("GET: %d %v", code, err)
 	})
 	prom.waitQuery(t, "no manager target up", `up{job="mgr"} == 1`, func(s []promSample) bool { return len(s) == 0 })
