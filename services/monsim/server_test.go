@@ -165,8 +165,18 @@ func TestBeaconPromotesAndAdminAnswers(t *testing.T) {
 	if _, err := tm.mon.Leave(ctx, &mgrv1.LeaveRequest{Fsid: m.GetFsid(), Gid: x, Name: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	if m := tm.current(t); m.GetActiveName() != "y" {
-		t.Fatalf("after leave: %v", m)
+	promoted := tm.current(t)
+	if promoted.GetActiveName() != "y" {
+		t.Fatalf("after leave: %v", promoted)
+	}
+	// The successor claims its lease with what it reported as a standby:
+	// that changes nothing, so it is granted without a new epoch (no raft
+	// commit on the handover's critical path).
+	cb, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: m.GetFsid(), Gid: y, Name: "y",
+		Metadata: map[string]string{"os": "linux", "mgrplane_version": "0.1.0"}})
+	if err != nil || cb.GetStanding() != mgrv1.Standing_STANDING_ACTIVE || cb.GetEpoch() != promoted.GetEpoch() ||
+		cb.GetLease().AsDuration() != DefaultConfig().FenceTimeout {
+		t.Fatalf("successor's claim beacon: %v %v (map epoch %d)", cb, err, promoted.GetEpoch())
 	}
 	h, err := tm.admin.ListHistory(ctx, &mgrv1.ListHistoryRequest{Limit: 2})
 	if err != nil || len(h.GetEntries()) != 2 || h.GetEntries()[0].GetCause() != mgrv1.ChangeCause_CHANGE_CAUSE_ADMIN_FAIL ||

@@ -40,8 +40,9 @@ import (
 type State int32
 
 // The states. Standby → Activating when a map names this manager active (the
-// server and modules are started, and a beacon with available=true goes out
-// at once; requests are served once its answer grants a lease); Activating →
+// server and modules are started, and a beacon goes out at once; requests
+// are served once its answer grants a lease, and the next beacon says
+// available=true); Activating →
 // Active when a map says available; Activating or Active → Stopping when a
 // map names another active or says this one is failing, a beacon is answered
 // STALE or refused for the gid, the lease runs out, or on shutdown; Stopping
@@ -502,9 +503,9 @@ func (r *Role) startServer() (*server.Server, error) {
 }
 
 // activate begins a term on the server (already listening, its modules
-// registered) and starts the enabled modules, then beacons available=true
-// at once. The term refuses every request until an answer to a beacon
-// grants a lease; it ends if none does within the fence timeout.
+// registered) and starts the enabled modules, then beacons at once to claim
+// a lease. The term refuses every request until an answer to a beacon
+// grants one; it ends if none does within the fence timeout.
 func (r *Role) activate(m *mgrv1.MgrMap) error {
 	r.setState(StateActivating)
 	r.activeEpoch = m.GetActiveEpoch()
@@ -523,9 +524,10 @@ func (r *Role) activate(m *mgrv1.MgrMap) error {
 	r.activeSince.Store(&now)
 	r.term.Store(t)
 	r.armFence()
-	// One beacon claiming available goes out at once, with the modules
-	// applyModules starts: a second one would still be in flight when a
-	// quick demotion arrives, and be answered STALE.
+	// A beacon goes out at once to claim the lease. It reports what the
+	// standby reported (available=false), which the map already holds, so
+	// the monitor answers it without a raft commit; available=true follows
+	// once the lease is held (grant).
 	r.lastReport = nil
 	r.applyModules(m)
 	if m.GetAvailable() {
@@ -574,6 +576,8 @@ func (r *Role) grant(res beacon.Result) error {
 	r.armFence()
 	if !held {
 		r.log.Info("lease granted; serving as active", "gid", res.GID, "active_epoch", r.activeEpoch, "lease", d, "for", until.Sub(now))
+		// Serving now: tell the monitor where (available=true).
+		r.report(false)
 	}
 	return nil
 }
@@ -837,7 +841,9 @@ func (r *Role) report(force bool) {
 		Priority: r.cfg.Priority,
 		Zone:     r.cfg.Zone,
 	}
-	if srv := r.srv.Load(); srv != nil && r.term.Load() != nil && r.up() {
+	// Available only while a lease is held: the map then says available
+	// only of an active that serves.
+	if srv := r.srv.Load(); srv != nil && r.Serving() {
 		req.Available = true
 		req.ServerAddrs = []string{
 			net.JoinHostPort(r.cfg.AdvertiseGRPC, server.Port(srv.GRPCAddr())),

@@ -175,7 +175,11 @@ func TestGrant(t *testing.T) {
 			r.fenceTimer = time.NewTimer(time.Hour)
 			t.Cleanup(func() { r.fenceTimer.Stop() })
 			r.fenceTimeout = time.Minute
-			srv, err := server.New(server.Config{DrainTimeout: 100 * time.Millisecond}, nil, testlog.New(t))
+			r.beaconer = beacon.New(nil, time.Hour, r.moduleInfo, testlog.New(t))
+			srv, err := server.New(server.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DrainTimeout: 100 * time.Millisecond}, nil, testlog.New(t))
+			if err == nil {
+				err = srv.Start()
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -199,6 +203,11 @@ func TestGrant(t *testing.T) {
 			}
 			if want := !tc.wantUntil.IsZero(); r.Serving() != want {
 				t.Errorf("Serving = %v, want %v", r.Serving(), want)
+			}
+			// The map is told available=true only once a lease is held; a
+			// lease held before the grant was reported then.
+			if want := !tc.wantUntil.IsZero() && tc.before == 0; r.lastReport.GetAvailable() != want {
+				t.Errorf("report available = %v, want %v", r.lastReport.GetAvailable(), want)
 			}
 		})
 	}
