@@ -24,6 +24,12 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// GIDHeader is the gRPC header in which a manager's server tells, on every
+// answer, the gid its process holds (0 before it has one). A monitor that
+// suspects a crashed active asks whoever listens at the active's address:
+// an answer under another gid proves the suspect no longer holds it.
+const GIDHeader = "mgr-gid"
+
 // Keepalive: the server lets clients ping every MinClientPing at most, and
 // pings idle clients itself. ClientPing is what mgrplane clients use; it
 // must not be below MinClientPing or the server closes the connection.

@@ -2,14 +2,24 @@ package monsim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
+	"github.com/mgrplane/mgrplane/internal/rpcserver"
 )
 
 // The crash fast path (docs/fencing.md). A manager keeps a map watch open
@@ -18,14 +28,24 @@ import (
 // tries to connect to every address the active serves on. If every one
 // refuses, no process serves as that active any more (a manager listens on
 // them for as long as it runs, standby or active, and binds them before it
-// can hold any lease), and the next standby is promoted at once. Otherwise
-// the active is replaced when its lease has run out on the monitor's clock,
-// never the whole grace.
+// can hold any lease), and the next standby is promoted at once. So it is
+// too when the active's gRPC address is an IP literal and the manager
+// answering there says it holds another gid: a listening ip:port is held by
+// one socket, so the suspect's process no longer holds its listener (it
+// was killed and the manager restarted on the same ports, the usual
+// supervisor restart), or it has moved to a new gid, which it does only
+// after it stopped serving. Otherwise the active is replaced when its lease
+// has run out on the monitor's clock, never the whole grace.
 
 // probeTimeout bounds one connection attempt to a suspect's address. A
 // timeout proves nothing (a stopped process's socket still accepts), so it
 // only costs the fast path, never safety.
 const probeTimeout = 300 * time.Millisecond
+
+// identifyTimeout bounds asking the manager at an address which gid it
+// holds (a TLS handshake and one health check on loopback take about a
+// millisecond); no answer in time proves nothing.
+const identifyTimeout = 100 * time.Millisecond
 
 // A killed process's sockets close in an order the kernel chooses: its
 // connection to the monitor may close a moment before its listeners. So an
@@ -80,11 +100,69 @@ func (c *crashWatch) closed(gid uint64, broken bool) {
 	}
 }
 
-// probeGone reports whether every address refuses connections.
-func probeGone(ctx context.Context, addrs []string) bool {
+// identifier tells the gid held by the manager that answers a gRPC health
+// check at addr (rpcserver.GIDHeader); ok is false when nothing tells it.
+type identifier func(ctx context.Context, addr string) (gid uint64, ok bool)
+
+// probeGone reports whether the process of gid, the active at addrs (its
+// gRPC address first), is proved gone from there, and how: every address
+// refuses connections (DROP_REASON_GONE), or the gRPC address is an IP
+// literal where a manager answers under another gid
+// (DROP_REASON_ADDRESS_TAKEN). UNSPECIFIED means nothing is proved.
+func probeGone(ctx context.Context, addrs []string, gid uint64, identify identifier) mgrv1.DropReason {
+	none := mgrv1.DropReason_DROP_REASON_UNSPECIFIED
 	if len(addrs) == 0 {
-		return false // nowhere to look: prove nothing
+		return none // nowhere to look: prove nothing
 	}
+	if allRefuse(ctx, addrs) {
+		return mgrv1.DropReason_DROP_REASON_GONE
+	}
+	if identify == nil || !ipLiteral(addrs[0]) {
+		return none // a name may lead to another host than the suspect's
+	}
+	if other, ok := identify(ctx, addrs[0]); ok && other != gid {
+		return mgrv1.DropReason_DROP_REASON_ADDRESS_TAKEN
+	}
+	return none
+}
+
+// ipLiteral reports whether addr is ip:port.
+func ipLiteral(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	_, err = netip.ParseAddr(host)
+	return err == nil
+}
+
+// identify asks the manager at addr, over TLS checked against the cluster
+// CA (plaintext for an insecure monitor), which gid it holds. Every answer
+// of a manager's gRPC server carries the header, refusals included.
+func (s *Server) identify(ctx context.Context, addr string) (uint64, bool) {
+	tc := insecure.NewCredentials()
+	if !s.cfg.Insecure {
+		tc = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: s.cfg.Creds.CAPool})
+	}
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(tc))
+	if err != nil {
+		return 0, false
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(ctx, identifyTimeout)
+	defer cancel()
+	var md metadata.MD
+	_, _ = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&md))
+	v := md.Get(rpcserver.GIDHeader)
+	if len(v) != 1 {
+		return 0, false
+	}
+	gid, err := strconv.ParseUint(v[0], 10, 64)
+	return gid, err == nil
+}
+
+// allRefuse reports whether every address refuses connections.
+func allRefuse(ctx context.Context, addrs []string) bool {
 	d := net.Dialer{Timeout: probeTimeout}
 	for _, a := range addrs {
 		conn, err := d.DialContext(ctx, "tcp", a)
@@ -122,21 +200,21 @@ func (s *Server) probe(ctx context.Context, gid uint64) {
 	// probe could outlive a promotion the probe leads to.
 	s.live.Revoke(gid)
 	start := time.Now()
-	gone := probeGone(ctx, m.GetActiveAddrs())
-	for i := 1; i < probeAttempts && !gone && ctx.Err() == nil; i++ {
+	gone := probeGone(ctx, m.GetActiveAddrs(), gid, s.identify)
+	for i := 1; i < probeAttempts && gone == mgrv1.DropReason_DROP_REASON_UNSPECIFIED && ctx.Err() == nil; i++ {
 		select {
 		case <-ctx.Done():
 		case <-time.After(probeRetry):
-			gone = probeGone(ctx, m.GetActiveAddrs())
+			gone = probeGone(ctx, m.GetActiveAddrs(), gid, s.identify)
 		}
 	}
-	if !gone {
+	if gone == mgrv1.DropReason_DROP_REASON_UNSPECIFIED {
 		s.live.Unrevoke(gid)
 		log.Info("active's connection closed but its addresses answer; it is replaced if its lease runs out", "addrs", m.GetActiveAddrs())
 		return
 	}
 	r, err := s.node.Apply(ctx, &mgrv1.Command{Op: &mgrv1.Command_Drop{Drop: &mgrv1.DropOp{Gids: []*mgrv1.SilentGid{{
-		Gid: gid, SilentMs: time.Since(s.live.LastSeen(gid)).Milliseconds(), Reason: mgrv1.DropReason_DROP_REASON_GONE,
+		Gid: gid, SilentMs: time.Since(s.live.LastSeen(gid)).Milliseconds(), Reason: gone,
 	}}}}})
 	if err != nil {
 		s.live.Unrevoke(gid) // the lease rule still bounds it
@@ -144,9 +222,13 @@ func (s *Server) probe(ctx context.Context, gid uint64) {
 		return
 	}
 	s.commitNudge()
-	logGone(log, r.Epoch, time.Since(start))
+	logGone(log, gone, r.Epoch, time.Since(start))
 }
 
-func logGone(log hclog.Logger, epoch uint64, probe time.Duration) {
-	log.Info("active is gone: its connection closed and nothing listens at its addresses", "epoch", epoch, "probe", probe)
+func logGone(log hclog.Logger, how mgrv1.DropReason, epoch uint64, probe time.Duration) {
+	why := "nothing listens at its addresses"
+	if how == mgrv1.DropReason_DROP_REASON_ADDRESS_TAKEN {
+		why = "a manager with another gid answers at its address"
+	}
+	log.Info("active is gone: its connection closed and "+why, "epoch", epoch, "probe", probe)
 }

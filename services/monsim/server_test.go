@@ -3,17 +3,22 @@ package monsim
 import (
 	"context"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mgrplane/mgrplane/internal/rpcserver"
 	"github.com/mgrplane/mgrplane/internal/testlog"
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -490,11 +495,21 @@ func TestFailedActiveThatNeverLeavesIsReplacedAfterItsLease(t *testing.T) {
 
 func TestCrashedActiveIsReplacedAtOnceWhenNothingListens(t *testing.T) {
 	tests := map[string]struct {
-		listening  bool
+		listening bool
+		// gid, when set, is what a manager answering health checks on the
+		// listener says it holds: "same" (x itself) or "other".
+		gid string
+		// host is the advertised host; "" means 127.0.0.1.
+		host       string
 		wantReason string
 	}{
-		"nothing listens: proved gone":      {listening: false, wantReason: "is gone"},
+		"nothing listens: proved gone":      {wantReason: "nothing listens"},
 		"something listens: lease runs out": {listening: true, wantReason: "lease ran out"},
+		"a manager with another gid answers (a restart on the same ports): proved gone": {
+			listening: true, gid: "other", wantReason: "another gid answers at its address"},
+		"the suspect itself answers: lease runs out": {listening: true, gid: "same", wantReason: "lease ran out"},
+		"another gid answers behind a name, which may lead elsewhere: lease runs out": {
+			listening: true, gid: "other", host: "localhost", wantReason: "lease ran out"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -508,8 +523,20 @@ func TestCrashedActiveIsReplacedAtOnceWhenNothingListens(t *testing.T) {
 			defer lis.Close()
 			x := tm.join(t, "x")
 			y := tm.join(t, "y")
+			if tc.gid != "" {
+				says := x
+				if tc.gid == "other" {
+					says = y + 1 // the gid a restarted x would get
+				}
+				serveGID(t, lis, says)
+			}
+			addr := lis.Addr().String()
+			if tc.host != "" {
+				_, port, _ := net.SplitHostPort(addr)
+				addr = net.JoinHostPort(tc.host, port)
+			}
 			fsid := tm.current(t).GetFsid()
-			b, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "x", Available: true, ServerAddrs: []string{lis.Addr().String()}})
+			b, err := tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "x", Available: true, ServerAddrs: []string{addr}})
 			if err != nil || b.GetLease() == nil {
 				t.Fatalf("available beacon %v %v", b, err)
 			}
@@ -533,7 +560,7 @@ func TestCrashedActiveIsReplacedAtOnceWhenNothingListens(t *testing.T) {
 			go func() {
 				defer close(xdone)
 				for xctx.Err() == nil {
-					_, _ = tm.mon.Beacon(xctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "x", Available: true, ServerAddrs: []string{lis.Addr().String()}})
+					_, _ = tm.mon.Beacon(xctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "x", Available: true, ServerAddrs: []string{addr}})
 					time.Sleep(20 * time.Millisecond)
 				}
 			}()
@@ -550,4 +577,18 @@ func TestCrashedActiveIsReplacedAtOnceWhenNothingListens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveGID serves gRPC health on lis as a manager's server does, saying in
+// every answer that it holds gid.
+func serveGID(t *testing.T, lis net.Listener, gid uint64) {
+	t.Helper()
+	srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		_ = grpc.SetHeader(ctx, metadata.Pairs(rpcserver.GIDHeader, strconv.FormatUint(gid, 10)))
+		return h(ctx, req)
+	}))
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Stop(); <-done })
 }

@@ -35,6 +35,9 @@ const (
 	DropReason_DROP_REASON_LEASE_EXPIRED DropReason = 2
 	// Its connection closed and nothing answers at its server addresses.
 	DropReason_DROP_REASON_GONE DropReason = 3
+	// Its connection closed and a manager holding another gid answers at its
+	// gRPC address (an IP literal): its process no longer listens there.
+	DropReason_DROP_REASON_ADDRESS_TAKEN DropReason = 4
 )
 
 // Enum value maps for DropReason.
@@ -44,12 +47,14 @@ var (
 		1: "DROP_REASON_SILENT",
 		2: "DROP_REASON_LEASE_EXPIRED",
 		3: "DROP_REASON_GONE",
+		4: "DROP_REASON_ADDRESS_TAKEN",
 	}
 	DropReason_value = map[string]int32{
 		"DROP_REASON_UNSPECIFIED":   0,
 		"DROP_REASON_SILENT":        1,
 		"DROP_REASON_LEASE_EXPIRED": 2,
 		"DROP_REASON_GONE":          3,
+		"DROP_REASON_ADDRESS_TAKEN": 4,
 	}
 )
 
@@ -1300,13 +1305,14 @@ const file_mgr_v1_state_proto_rawDesc = "" +
 	"\x06values\x18\x01 \x03(\v2\x1c.mgr.v1.Metadata.ValuesEntryR\x06values\x1a9\n" +
 	"\vValuesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*v\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\x95\x01\n" +
 	"\n" +
 	"DropReason\x12\x1b\n" +
 	"\x17DROP_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DROP_REASON_SILENT\x10\x01\x12\x1d\n" +
 	"\x19DROP_REASON_LEASE_EXPIRED\x10\x02\x12\x14\n" +
-	"\x10DROP_REASON_GONE\x10\x03*\xbf\x01\n" +
+	"\x10DROP_REASON_GONE\x10\x03\x12\x1d\n" +
+	"\x19DROP_REASON_ADDRESS_TAKEN\x10\x04*\xbf\x01\n" +
 	"\n" +
 	"AuthAction\x12\x1b\n" +
 	"\x17AUTH_ACTION_UNSPECIFIED\x10\x00\x12\x13\n" +

@@ -467,6 +467,9 @@ func (t *txn) drop(op *mgrv1.DropOp) {
 			case mgrv1.DropReason_DROP_REASON_GONE:
 				lostCause = mgrv1.ChangeCause_CHANGE_CAUSE_LOST
 				activeGone = fmt.Sprintf("active %s is gone (its connection closed and nothing listens at its addresses)", name)
+			case mgrv1.DropReason_DROP_REASON_ADDRESS_TAKEN:
+				lostCause = mgrv1.ChangeCause_CHANGE_CAUSE_LOST
+				activeGone = fmt.Sprintf("active %s is gone (its connection closed and a manager with another gid answers at its address)", name)
 			case mgrv1.DropReason_DROP_REASON_LEASE_EXPIRED:
 				lostCause = mgrv1.ChangeCause_CHANGE_CAUSE_LOST
 				activeGone = fmt.Sprintf("active %s's lease ran out (no lease for %.1f s)", name, silent.Seconds())

@@ -280,7 +280,8 @@ func TestPromotionPolicy(t *testing.T) {
 		"outside the failed zone": {activeZone: "z1", standbys: []sb{{"a", 0, "z1"}, {"b", 0, "z2"}}, want: "b", reason: `outside failed zone "z1"`},
 		"priority beats zone":     {activeZone: "z1", standbys: []sb{{"a", 9, "z1"}, {"b", 0, "z2"}}, want: "a", reason: "priority 9"},
 		"zone only on failure":    {activeZone: "z1", standbys: []sb{{"a", 0, "z1"}, {"b", 0, "z2"}}, drop: -1, want: "a"},
-		"gone also avoids zone":   {activeZone: "z1", standbys: []sb{{"a", 0, "z1"}, {"b", 0, "z2"}}, drop: mgrv1.DropReason_DROP_REASON_GONE, want: "b", reason: "is gone"},
+		"gone also avoids zone":   {activeZone: "z1", standbys: []sb{{"a", 0, "z1"}, {"b", 0, "z2"}}, drop: mgrv1.DropReason_DROP_REASON_GONE, want: "b", reason: "nothing listens"},
+		"address taken: gone too": {activeZone: "z1", standbys: []sb{{"a", 0, "z1"}, {"b", 0, "z2"}}, drop: mgrv1.DropReason_DROP_REASON_ADDRESS_TAKEN, want: "b", reason: "another gid answers at its address"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -491,6 +491,7 @@ func (r *Role) startServer() (*server.Server, error) {
 		ModuleStopWarn:    r.cfg.DrainTimeout,
 		StandbyHTTPStatus: r.cfg.StandbyHTTPStatus,
 		Active:            r.activeInfo,
+		GID:               r.gid.Load,
 	}, mods, r.log.Named("server"))
 	if err == nil {
 		err = srv.Start()

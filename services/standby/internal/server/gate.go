@@ -16,6 +16,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/mgrplane/mgrplane/internal/rpcserver"
 )
 
 // The messages of the fence: every request of a term is refused with one
@@ -124,6 +126,14 @@ func (s *Server) gate(fullMethod string, setHeader func(metadata.MD) error) (*Te
 	return t, nil
 }
 
+// sayGID sets the header naming the gid this process holds, on every
+// answer, refusals included.
+func (s *Server) sayGID(setHeader func(metadata.MD) error) {
+	if s.cfg.GID != nil {
+		_ = setHeader(metadata.Pairs(rpcserver.GIDHeader, strconv.FormatUint(s.cfg.GID(), 10)))
+	}
+}
+
 // termContext returns ctx, cancelled too when term t ends.
 func termContext(ctx context.Context, t *Term) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -138,7 +148,9 @@ func termContext(ctx context.Context, t *Term) (context.Context, func()) {
 // returns: an answer computed while the lease ran out (a slow handler, a
 // process paused by SIGSTOP) is replaced by the refusal.
 func (s *Server) unaryGate(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	t, err := s.gate(info.FullMethod, func(md metadata.MD) error { return grpc.SetHeader(ctx, md) })
+	setHeader := func(md metadata.MD) error { return grpc.SetHeader(ctx, md) }
+	s.sayGID(setHeader)
+	t, err := s.gate(info.FullMethod, setHeader)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +169,7 @@ func (s *Server) unaryGate(ctx context.Context, req any, info *grpc.UnaryServerI
 
 // streamGate gates the call, and every message the handler sends.
 func (s *Server) streamGate(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	s.sayGID(ss.SetHeader)
 	t, err := s.gate(info.FullMethod, ss.SetHeader)
 	if err != nil {
 		return err

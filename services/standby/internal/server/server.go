@@ -103,6 +103,9 @@ type Config struct {
 	StandbyHTTPStatus int
 	// Active says where the active serves; nil means unknown.
 	Active func() Active
+	// GID is the gid this process holds now (0 before it has one), sent
+	// in the rpcserver.GIDHeader of every gRPC answer; nil sends none.
+	GID func() uint64
 }
 
 // Term is one activation: its lease, its active epoch, and its requests.

@@ -73,8 +73,8 @@ func startServer(t *testing.T, mods ...Module) *Server {
 	return s
 }
 
-// startStandby starts a server with cfg's Now, StandbyHTTPStatus and
-// Active and test values for the rest, outside any term.
+// startStandby starts a server with cfg's Now, StandbyHTTPStatus, Active
+// and GID and test values for the rest, outside any term.
 func startStandby(t *testing.T, cfg Config, mods ...Module) *Server {
 	t.Helper()
 	s, err := New(Config{
@@ -85,6 +85,7 @@ func startStandby(t *testing.T, cfg Config, mods ...Module) *Server {
 		ModuleStopWarn:    time.Second,
 		StandbyHTTPStatus: cfg.StandbyHTTPStatus,
 		Active:            cfg.Active,
+		GID:               cfg.GID,
 	}, mods, testlog.New(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)

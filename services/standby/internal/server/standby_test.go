@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/mgrplane/mgrplane/internal/rpcserver"
 )
 
 // noRedirect GETs url without following redirects.
@@ -62,7 +64,8 @@ func TestStandbyAnswers(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			a := &clockModule{testModule: testModule{name: "alpha"}, clock: newFakeClock()}
-			s := startStandby(t, Config{StandbyHTTPStatus: tc.status, Active: func() Active { return tc.active }}, a)
+			s := startStandby(t, Config{StandbyHTTPStatus: tc.status, Active: func() Active { return tc.active },
+				GID: func() uint64 { return 3 }}, a)
 			s.SetEnabled([]string{"alpha"})
 			if r := s.Running(); len(r) != 0 {
 				t.Fatalf("a standby runs %v", r)
@@ -85,6 +88,16 @@ func TestStandbyAnswers(t *testing.T) {
 			}
 			if len(hdr.Get(ActiveEpochHeader)) != 0 {
 				t.Errorf("standby gRPC answer carries %v", hdr)
+			}
+			// Every answer says which gid this process holds, refusals and
+			// health checks included (a monitor's crash probe asks).
+			if got := hdr.Get(rpcserver.GIDHeader); !slices.Equal(got, []string{"3"}) {
+				t.Errorf("standby refusal's %s = %v, want [3]", rpcserver.GIDHeader, got)
+			}
+			var hhdr metadata.MD
+			if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}, grpc.Header(&hhdr)); err != nil ||
+				!slices.Equal(hhdr.Get(rpcserver.GIDHeader), []string{"3"}) {
+				t.Errorf("health check: %v, %s = %v, want [3]", err, rpcserver.GIDHeader, hhdr.Get(rpcserver.GIDHeader))
 			}
 			if got := managerHealth(t, conn); got != healthpb.HealthCheckResponse_NOT_SERVING {
 				t.Errorf("standby health = %v, want NOT_SERVING", got)
