@@ -3,9 +3,13 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"github.com/mgrplane/mgrplane/internal/testlog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/mgrplane/mgrplane/internal/testlog"
 )
 
 // TestRunRealCluster runs the harness on the real programs for a few rounds
@@ -31,6 +35,7 @@ func TestRunRealCluster(t *testing.T) {
 	cfg.Tick = 100 * time.Millisecond
 	cfg.FenceTimeout = 700 * time.Millisecond
 	cfg.Dir = t.TempDir()
+	logTailsOnFailure(t, filepath.Join(cfg.Dir, "logs"))
 	var progress bytes.Buffer
 	r, err := New(cfg, bins, testlog.New(t), &progress)
 	if err != nil {
@@ -148,4 +153,23 @@ func TestRunQuorum(t *testing.T) {
 	if err := rep.Verdict(); err != nil {
 		t.Errorf("verdict: %v", err)
 	}
+}
+
+// logTailsOnFailure logs the last lines of every daemon log in dir when the
+// test fails, before its temporary dir is removed.
+func logTailsOnFailure(t *testing.T, dir string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		for _, l := range logs {
+			b, err := os.ReadFile(l)
+			if err != nil {
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			t.Logf("last lines of %s:\n%s", filepath.Base(l), strings.Join(lines[max(0, len(lines)-80):], "\n"))
+		}
+	})
 }
