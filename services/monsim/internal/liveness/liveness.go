@@ -22,9 +22,13 @@ type Tracker struct {
 	// granted is when each gid's newest lease was granted (the receive time
 	// of the beacon it answered: never before the manager sent it).
 	granted map[uint64]time.Time
-	// revoked gids get no more leases: the leader has decided, or is
-	// checking, that they no longer serve.
+	// revoked gids get no more leases while the leader checks whether they
+	// still serve (the crash probe); Unrevoke lifts it.
 	revoked map[uint64]bool
+	// ended gids get no more leases ever: the leader decided their term is
+	// over (JudgeActive). Unrevoke does not lift it, so a probe that ends
+	// after the verdict cannot reopen the term.
+	ended map[uint64]bool
 	// lost marks gids whose connection to the monitor broke without a
 	// leave: their lease, not the grace, bounds how long they are kept.
 	lost map[uint64]bool
@@ -33,7 +37,7 @@ type Tracker struct {
 // New returns a tracker that starts judging at now.
 func New(now time.Time) *Tracker {
 	return &Tracker{since: now, seen: map[uint64]time.Time{}, granted: map[uint64]time.Time{},
-		revoked: map[uint64]bool{}, lost: map[uint64]bool{}}
+		revoked: map[uint64]bool{}, ended: map[uint64]bool{}, lost: map[uint64]bool{}}
 }
 
 // Reset forgets everything and starts judging at now: called when this
@@ -45,6 +49,7 @@ func (t *Tracker) Reset(now time.Time) {
 	clear(t.seen)
 	clear(t.granted)
 	clear(t.revoked)
+	clear(t.ended)
 	clear(t.lost)
 }
 
@@ -55,7 +60,7 @@ func (t *Tracker) Reset(now time.Time) {
 func (t *Tracker) Grant(gid uint64, at time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.revoked[gid] {
+	if t.revoked[gid] || t.ended[gid] {
 		return false
 	}
 	if prev, ok := t.granted[gid]; !ok || at.After(prev) {
@@ -72,7 +77,8 @@ func (t *Tracker) Revoke(gid uint64) {
 	t.revoked[gid] = true
 }
 
-// Unrevoke lets gid be granted leases again.
+// Unrevoke lets gid be granted leases again, unless its term was judged
+// over meanwhile.
 func (t *Tracker) Unrevoke(gid uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -113,7 +119,7 @@ func (t *Tracker) JudgeActive(gid uint64, failing bool, now time.Time, grace, le
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if d := now.Sub(t.lastSeenLocked(gid)); d > grace {
-		t.revoked[gid] = true
+		t.ended[gid] = true
 		return Silent, d
 	}
 	if failing || t.lost[gid] {
@@ -122,7 +128,7 @@ func (t *Tracker) JudgeActive(gid uint64, failing bool, now time.Time, grace, le
 			last = g
 		}
 		if d := now.Sub(last); d > leaseWait {
-			t.revoked[gid] = true
+			t.ended[gid] = true
 			return LeaseExpired, d
 		}
 	}

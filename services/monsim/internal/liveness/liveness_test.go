@@ -114,3 +114,37 @@ func TestRevokeStopsGrantsUntilUnrevoked(t *testing.T) {
 		t.Fatal("a new leader kept an old revocation")
 	}
 }
+
+// A crash probe that proves nothing lifts its own revocation, never a
+// verdict reached while it ran: the term stays over.
+func TestUnrevokeDoesNotReopenAJudgedTerm(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	grace, leaseWait := 6*time.Second, 4500*time.Millisecond
+	tests := map[string]struct {
+		failing bool
+		at      time.Duration
+		want    Verdict
+	}{
+		"silent past the grace":         {at: 7 * time.Second, want: Silent},
+		"failing, its lease ran out":    {failing: true, at: 5 * time.Second, want: LeaseExpired},
+		"still within its lease (keep)": {failing: true, at: 2 * time.Second, want: Keep},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tr := New(t0)
+			tr.Seen(7, t0)
+			if !tr.Grant(7, t0) {
+				t.Fatal("first grant refused")
+			}
+			tr.Revoke(7) // a probe starts
+			v, _ := tr.JudgeActive(7, tc.failing, t0.Add(tc.at), grace, leaseWait)
+			if v != tc.want {
+				t.Fatalf("verdict %v, want %v", v, tc.want)
+			}
+			tr.Unrevoke(7) // the probe proved nothing
+			if got, want := tr.Grant(7, t0.Add(tc.at)), tc.want == Keep; got != want {
+				t.Errorf("grant after the probe = %v, want %v", got, want)
+			}
+		})
+	}
+}
