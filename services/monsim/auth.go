@@ -42,6 +42,8 @@ const (
 	accessRead
 	// accessAdmin: caps admin.
 	accessAdmin
+	// accessMonitor: another monitor (its verified certificate) only.
+	accessMonitor
 )
 
 func (a access) String() string {
@@ -56,6 +58,8 @@ func (a access) String() string {
 		return "read or admin"
 	case accessAdmin:
 		return "admin"
+	case accessMonitor:
+		return "a monitor's certificate"
 	}
 	return "unclassified"
 }
@@ -74,6 +78,7 @@ var methodAccess = func() map[string]access {
 		mgrv1.MonitorService_Beacon_FullMethodName:                       accessManager,
 		mgrv1.MonitorService_Leave_FullMethodName:                        accessManager,
 		mgrv1.MonitorService_WatchMap_FullMethodName:                     accessWatch,
+		mgrv1.MonitorService_ReportStreamClosed_FullMethodName:           accessMonitor,
 	}
 	for _, n := range []string{"GetStat", "GetMap", "ListHistory", "ListModules", "ListServices", "GetMetadata",
 		"CountMetadata", "GetVersions", "GetQuorumStatus", "ListBeacons", "GetModuleOption", "ListModuleOptions"} {
@@ -306,6 +311,8 @@ func (g *guard) admit(ctx context.Context, method string) (identity, error) {
 	has := func(c string) bool { return creds.HasCap(id.caps, c) }
 	allowed := has(creds.CapAdmin)
 	switch acc {
+	case accessMonitor:
+		allowed = id.monitor || g.insecure
 	case accessManager:
 		allowed = allowed || has(creds.CapMgr) && creds.ManagerName(id.entity) != ""
 	case accessWatch:

@@ -171,6 +171,10 @@ func TestGuard(t *testing.T) {
 			_, err = s.Recv()
 			return err
 		}, codes.PermissionDenied, "belongs to entity mgr.x"},
+		"a client reporting a stream closed (monitors only)": {func() error {
+			_, err := admin.mon.ReportStreamClosed(ctx, &mgrv1.ReportStreamClosedRequest{Gid: ax.GetGid()})
+			return err
+		}, codes.PermissionDenied, "needs a monitor's certificate"},
 		"oversize message": {func() error {
 			_, err := x.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: ax.GetGid(), Name: "x",
 				Metadata: map[string]string{"big": strings.Repeat("v", DefaultMaxMsgSize)}})

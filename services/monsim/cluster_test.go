@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,5 +209,51 @@ func TestQuorumUsesTheAdvertisedAddress(t *testing.T) {
 				t.Errorf("member %s listed at %q; want %q", mb.GetId(), mb.GetAddress(), advertise(cfgs[i].Addr))
 			}
 		}
+	}
+}
+
+// TestQuorumCrashOnAFollowerIsProbedByTheLeader: the active's map stream is
+// on a follower (watches spread over the quorum). When it closes without a
+// leave, the follower tells the leader, which probes the active's addresses
+// and promotes at once when nothing listens, instead of waiting out the
+// grace.
+func TestQuorumCrashOnAFollowerIsProbedByTheLeader(t *testing.T) {
+	mons, _ := startQuorum(t)
+	leader := -1
+	for i, m := range mons {
+		if m.srv.leading.Load() {
+			leader = i
+		}
+	}
+	if leader < 0 {
+		t.Fatal("no leader")
+	}
+	follower := mons[(leader+1)%3]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	x := follower.join(t, "x")
+	y := follower.join(t, "y")
+	fsid := follower.current(t).GetFsid()
+	dead := freeAddrs(t, 2) // nothing listens there
+	if b, err := follower.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "x", Available: true, ServerAddrs: dead}); err != nil || b.GetLease() == nil {
+		t.Fatalf("x's available beacon: %v %v", b, err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); follower.beaconLoop(ctx, fsid, y, "y") }()
+	defer wg.Wait()
+	defer cancel()
+	wctx, crash := context.WithCancel(ctx)
+	ws, err := follower.mon.WatchMap(wctx, &mgrv1.WatchMapRequest{Gid: x, Name: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	crash() // x's stream on the follower closes without a leave
+	m := mons[leader].waitActive(t, "y")
+	if !strings.Contains(m.GetReason(), "nothing listens") {
+		t.Fatalf("promotion reason %q, want the crash fast path's (the grace is %v)", m.GetReason(), DefaultConfig().Grace)
 	}
 }

@@ -47,6 +47,10 @@ const probeTimeout = 300 * time.Millisecond
 // millisecond); no answer in time proves nothing.
 const identifyTimeout = 100 * time.Millisecond
 
+// reportTimeout bounds a follower's report to the leader that the active's
+// stream closed.
+const reportTimeout = time.Second
+
 // A killed process's sockets close in an order the kernel chooses: its
 // connection to the monitor may close a moment before its listeners. So an
 // address that still answers is probed again, up to probeAttempts times
@@ -94,6 +98,11 @@ func (c *crashWatch) closed(gid uint64, broken bool) {
 		return
 	}
 	c.lost(gid, true)
+	c.suspectGID(gid)
+}
+
+// suspectGID queues gid for a probe.
+func (c *crashWatch) suspectGID(gid uint64) {
 	select {
 	case c.suspect <- gid:
 	default: // a probe queue this long means probes are running anyway
@@ -192,7 +201,11 @@ func (s *Server) runCrashProbes(ctx context.Context) error {
 
 func (s *Server) probe(ctx context.Context, gid uint64) {
 	m := s.node.State().GetMap()
-	if !s.leading.Load() || m.GetActiveGid() != gid {
+	if m.GetActiveGid() != gid {
+		return
+	}
+	if !s.leading.Load() {
+		s.reportClosed(ctx, gid)
 		return
 	}
 	log := s.logger.With("gid", gid, "name", m.GetActiveName())
@@ -223,6 +236,23 @@ func (s *Server) probe(ctx context.Context, gid uint64) {
 	}
 	s.commitNudge()
 	logGone(log, gone, r.Epoch, time.Since(start))
+}
+
+// reportClosed tells the leader, which alone probes and grants leases,
+// that the active's stream on this follower closed.
+func (s *Server) reportClosed(ctx context.Context, gid uint64) {
+	c, err := s.leaderConn()
+	if c == nil {
+		s.logger.Debug("the active's stream closed, and no leader to tell", "gid", gid, "error", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
+	defer cancel()
+	if _, err := mgrv1.NewMonitorServiceClient(c).ReportStreamClosed(ctx, &mgrv1.ReportStreamClosedRequest{Gid: gid}); err != nil {
+		s.logger.Warn("failed to tell the leader that the active's stream closed; the lease or the grace will replace it", "gid", gid, "error", err)
+		return
+	}
+	s.logger.Info("told the leader that the active's stream closed", "gid", gid)
 }
 
 func logGone(log hclog.Logger, how mgrv1.DropReason, epoch uint64, probe time.Duration) {

@@ -41,6 +41,7 @@ func FuzzRequests(f *testing.F) {
 		&mgrv1.RemoveModuleOptionRequest{Module: "dashboard", Option: "refresh"},
 		&mgrv1.ListModuleOptionsRequest{Module: "dashboard"},
 		&mgrv1.ListBeaconsRequest{},
+		&mgrv1.ReportStreamClosedRequest{Gid: 1},
 	}
 	for i, m := range seeds {
 		b, _ := proto.Marshal(m)
@@ -122,7 +123,7 @@ func fuzzCall(ctx context.Context, c clients, kind uint8, payload []byte) error 
 	var err error
 	// Quorum membership is left out: adding a voter that does not exist
 	// takes the quorum away, by design, and every later input would fail.
-	switch kind % 21 {
+	switch kind % 22 {
 	case 0:
 		if r := (&mgrv1.AuthenticateRequest{}); un(r) {
 			_, err = c.mon.Authenticate(ctx, r)
@@ -206,6 +207,10 @@ func fuzzCall(ctx context.Context, c clients, kind uint8, payload []byte) error 
 	case 20:
 		if r := (&mgrv1.ListBeaconsRequest{}); un(r) {
 			_, err = c.admin.ListBeacons(ctx, r)
+		}
+	case 21:
+		if r := (&mgrv1.ReportStreamClosedRequest{}); un(r) {
+			_, err = c.mon.ReportStreamClosed(ctx, r)
 		}
 	}
 	return err

@@ -8,6 +8,8 @@ import (
 	"github.com/mgrplane/mgrplane/services/monsim/internal/metrics"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
 	"github.com/mgrplane/mgrplane/services/monsim/internal/quorum"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -119,6 +121,24 @@ func (h *monitorHandler) Leave(ctx context.Context, req *mgrv1.LeaveRequest) (*m
 	}
 	h.s.logger.Info("manager left", "name", req.GetName(), "gid", req.GetGid(), "epoch", r.Epoch)
 	return &mgrv1.LeaveResponse{Epoch: r.Epoch}, nil
+}
+
+// ReportStreamClosed implements mgrv1.MonitorServiceServer: a follower
+// reports that the active's last map stream on it closed without a leave.
+// The leader probes the active (the crash fast path); on a follower the
+// report goes on to the leader.
+func (h *monitorHandler) ReportStreamClosed(ctx context.Context, req *mgrv1.ReportStreamClosedRequest) (*mgrv1.ReportStreamClosedResponse, error) {
+	if req.GetGid() == 0 {
+		return nil, status.Error(codes.InvalidArgument, "gid is required (the active's gid whose stream closed)")
+	}
+	if c, err := h.s.leaderConn(); c != nil || err != nil {
+		if err != nil {
+			return nil, toStatus(h.s.logger, err)
+		}
+		return mgrv1.NewMonitorServiceClient(c).ReportStreamClosed(forwardCtx(ctx), req)
+	}
+	h.s.crash.suspectGID(req.GetGid())
+	return &mgrv1.ReportStreamClosedResponse{}, nil
 }
 
 // WatchMap implements mgrv1.MonitorServiceServer.

@@ -245,6 +245,10 @@ func TestBadInputGetsClearStatusAndChangesNothing(t *testing.T) {
 			_, err := tm.mon.Authenticate(ctx, &mgrv1.AuthenticateRequest{Fsid: "nope", Name: "a"})
 			return err
 		}, codes.FailedPrecondition, "fsid"},
+		"stream closed without a gid": {func() error {
+			_, err := tm.mon.ReportStreamClosed(ctx, &mgrv1.ReportStreamClosedRequest{})
+			return err
+		}, codes.InvalidArgument, "gid is required"},
 		"empty name": {func() error {
 			_, err := tm.mon.Authenticate(ctx, &mgrv1.AuthenticateRequest{})
 			return err

@@ -510,6 +510,88 @@ func (x *LeaveResponse) GetEpoch() uint64 {
 	return 0
 }
 
+type ReportStreamClosedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gid whose stream closed; the leader ignores it unless it is the
+	// active.
+	Gid           uint64 `protobuf:"varint,1,opt,name=gid,proto3" json:"gid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportStreamClosedRequest) Reset() {
+	*x = ReportStreamClosedRequest{}
+	mi := &file_mgr_v1_monitor_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportStreamClosedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportStreamClosedRequest) ProtoMessage() {}
+
+func (x *ReportStreamClosedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_monitor_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportStreamClosedRequest.ProtoReflect.Descriptor instead.
+func (*ReportStreamClosedRequest) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_monitor_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReportStreamClosedRequest) GetGid() uint64 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+type ReportStreamClosedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportStreamClosedResponse) Reset() {
+	*x = ReportStreamClosedResponse{}
+	mi := &file_mgr_v1_monitor_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportStreamClosedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportStreamClosedResponse) ProtoMessage() {}
+
+func (x *ReportStreamClosedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgr_v1_monitor_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportStreamClosedResponse.ProtoReflect.Descriptor instead.
+func (*ReportStreamClosedResponse) Descriptor() ([]byte, []int) {
+	return file_mgr_v1_monitor_proto_rawDescGZIP(), []int{7}
+}
+
 type WatchMapRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 0: start with the current map. E: send E+1, E+2, ... (from history), or
@@ -525,7 +607,7 @@ type WatchMapRequest struct {
 
 func (x *WatchMapRequest) Reset() {
 	*x = WatchMapRequest{}
-	mi := &file_mgr_v1_monitor_proto_msgTypes[6]
+	mi := &file_mgr_v1_monitor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +619,7 @@ func (x *WatchMapRequest) String() string {
 func (*WatchMapRequest) ProtoMessage() {}
 
 func (x *WatchMapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_monitor_proto_msgTypes[6]
+	mi := &file_mgr_v1_monitor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +632,7 @@ func (x *WatchMapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMapRequest.ProtoReflect.Descriptor instead.
 func (*WatchMapRequest) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_monitor_proto_rawDescGZIP(), []int{6}
+	return file_mgr_v1_monitor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WatchMapRequest) GetSinceEpoch() uint64 {
@@ -583,7 +665,7 @@ type WatchMapResponse struct {
 
 func (x *WatchMapResponse) Reset() {
 	*x = WatchMapResponse{}
-	mi := &file_mgr_v1_monitor_proto_msgTypes[7]
+	mi := &file_mgr_v1_monitor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +677,7 @@ func (x *WatchMapResponse) String() string {
 func (*WatchMapResponse) ProtoMessage() {}
 
 func (x *WatchMapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgr_v1_monitor_proto_msgTypes[7]
+	mi := &file_mgr_v1_monitor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +690,7 @@ func (x *WatchMapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMapResponse.ProtoReflect.Descriptor instead.
 func (*WatchMapResponse) Descriptor() ([]byte, []int) {
-	return file_mgr_v1_monitor_proto_rawDescGZIP(), []int{7}
+	return file_mgr_v1_monitor_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchMapResponse) GetMap() *MgrMap {
@@ -660,7 +742,10 @@ const file_mgr_v1_monitor_proto_rawDesc = "" +
 	"\x03gid\x18\x02 \x01(\x04R\x03gid\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\"%\n" +
 	"\rLeaveResponse\x12\x14\n" +
-	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"X\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"-\n" +
+	"\x19ReportStreamClosedRequest\x12\x10\n" +
+	"\x03gid\x18\x01 \x01(\x04R\x03gid\"\x1c\n" +
+	"\x1aReportStreamClosedResponse\"X\n" +
 	"\x0fWatchMapRequest\x12\x1f\n" +
 	"\vsince_epoch\x18\x01 \x01(\x04R\n" +
 	"sinceEpoch\x12\x10\n" +
@@ -673,12 +758,13 @@ const file_mgr_v1_monitor_proto_rawDesc = "" +
 	"\x0fSTANDING_ACTIVE\x10\x01\x12\x14\n" +
 	"\x10STANDING_STANDBY\x10\x02\x12\x12\n" +
 	"\x0eSTANDING_STALE\x10\x03\x12\x14\n" +
-	"\x10STANDING_UNKNOWN\x10\x042\x8b\x02\n" +
+	"\x10STANDING_UNKNOWN\x10\x042\xe8\x02\n" +
 	"\x0eMonitorService\x12I\n" +
 	"\fAuthenticate\x12\x1b.mgr.v1.AuthenticateRequest\x1a\x1c.mgr.v1.AuthenticateResponse\x127\n" +
 	"\x06Beacon\x12\x15.mgr.v1.BeaconRequest\x1a\x16.mgr.v1.BeaconResponse\x124\n" +
 	"\x05Leave\x12\x14.mgr.v1.LeaveRequest\x1a\x15.mgr.v1.LeaveResponse\x12?\n" +
-	"\bWatchMap\x12\x17.mgr.v1.WatchMapRequest\x1a\x18.mgr.v1.WatchMapResponse0\x01B/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
+	"\bWatchMap\x12\x17.mgr.v1.WatchMapRequest\x1a\x18.mgr.v1.WatchMapResponse0\x01\x12[\n" +
+	"\x12ReportStreamClosed\x12!.mgr.v1.ReportStreamClosedRequest\x1a\".mgr.v1.ReportStreamClosedResponseB/Z-github.com/mgrplane/mgrplane/api/mgr/v1;mgrv1b\x06proto3"
 
 var (
 	file_mgr_v1_monitor_proto_rawDescOnce sync.Once
@@ -693,43 +779,47 @@ func file_mgr_v1_monitor_proto_rawDescGZIP() []byte {
 }
 
 var file_mgr_v1_monitor_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mgr_v1_monitor_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_mgr_v1_monitor_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_mgr_v1_monitor_proto_goTypes = []any{
-	(Standing)(0),                // 0: mgr.v1.Standing
-	(*AuthenticateRequest)(nil),  // 1: mgr.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil), // 2: mgr.v1.AuthenticateResponse
-	(*BeaconRequest)(nil),        // 3: mgr.v1.BeaconRequest
-	(*BeaconResponse)(nil),       // 4: mgr.v1.BeaconResponse
-	(*LeaveRequest)(nil),         // 5: mgr.v1.LeaveRequest
-	(*LeaveResponse)(nil),        // 6: mgr.v1.LeaveResponse
-	(*WatchMapRequest)(nil),      // 7: mgr.v1.WatchMapRequest
-	(*WatchMapResponse)(nil),     // 8: mgr.v1.WatchMapResponse
-	nil,                          // 9: mgr.v1.BeaconRequest.ServicesEntry
-	nil,                          // 10: mgr.v1.BeaconRequest.MetadataEntry
-	(*durationpb.Duration)(nil),  // 11: google.protobuf.Duration
-	(*ModuleInfo)(nil),           // 12: mgr.v1.ModuleInfo
-	(*MgrMap)(nil),               // 13: mgr.v1.MgrMap
+	(Standing)(0),                      // 0: mgr.v1.Standing
+	(*AuthenticateRequest)(nil),        // 1: mgr.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),       // 2: mgr.v1.AuthenticateResponse
+	(*BeaconRequest)(nil),              // 3: mgr.v1.BeaconRequest
+	(*BeaconResponse)(nil),             // 4: mgr.v1.BeaconResponse
+	(*LeaveRequest)(nil),               // 5: mgr.v1.LeaveRequest
+	(*LeaveResponse)(nil),              // 6: mgr.v1.LeaveResponse
+	(*ReportStreamClosedRequest)(nil),  // 7: mgr.v1.ReportStreamClosedRequest
+	(*ReportStreamClosedResponse)(nil), // 8: mgr.v1.ReportStreamClosedResponse
+	(*WatchMapRequest)(nil),            // 9: mgr.v1.WatchMapRequest
+	(*WatchMapResponse)(nil),           // 10: mgr.v1.WatchMapResponse
+	nil,                                // 11: mgr.v1.BeaconRequest.ServicesEntry
+	nil,                                // 12: mgr.v1.BeaconRequest.MetadataEntry
+	(*durationpb.Duration)(nil),        // 13: google.protobuf.Duration
+	(*ModuleInfo)(nil),                 // 14: mgr.v1.ModuleInfo
+	(*MgrMap)(nil),                     // 15: mgr.v1.MgrMap
 }
 var file_mgr_v1_monitor_proto_depIdxs = []int32{
-	11, // 0: mgr.v1.AuthenticateResponse.beacon_period:type_name -> google.protobuf.Duration
-	11, // 1: mgr.v1.AuthenticateResponse.grace:type_name -> google.protobuf.Duration
-	11, // 2: mgr.v1.AuthenticateResponse.fence_timeout:type_name -> google.protobuf.Duration
-	9,  // 3: mgr.v1.BeaconRequest.services:type_name -> mgr.v1.BeaconRequest.ServicesEntry
-	12, // 4: mgr.v1.BeaconRequest.available_modules:type_name -> mgr.v1.ModuleInfo
-	10, // 5: mgr.v1.BeaconRequest.metadata:type_name -> mgr.v1.BeaconRequest.MetadataEntry
+	13, // 0: mgr.v1.AuthenticateResponse.beacon_period:type_name -> google.protobuf.Duration
+	13, // 1: mgr.v1.AuthenticateResponse.grace:type_name -> google.protobuf.Duration
+	13, // 2: mgr.v1.AuthenticateResponse.fence_timeout:type_name -> google.protobuf.Duration
+	11, // 3: mgr.v1.BeaconRequest.services:type_name -> mgr.v1.BeaconRequest.ServicesEntry
+	14, // 4: mgr.v1.BeaconRequest.available_modules:type_name -> mgr.v1.ModuleInfo
+	12, // 5: mgr.v1.BeaconRequest.metadata:type_name -> mgr.v1.BeaconRequest.MetadataEntry
 	0,  // 6: mgr.v1.BeaconResponse.standing:type_name -> mgr.v1.Standing
-	11, // 7: mgr.v1.BeaconResponse.lease:type_name -> google.protobuf.Duration
-	13, // 8: mgr.v1.WatchMapResponse.map:type_name -> mgr.v1.MgrMap
+	13, // 7: mgr.v1.BeaconResponse.lease:type_name -> google.protobuf.Duration
+	15, // 8: mgr.v1.WatchMapResponse.map:type_name -> mgr.v1.MgrMap
 	1,  // 9: mgr.v1.MonitorService.Authenticate:input_type -> mgr.v1.AuthenticateRequest
 	3,  // 10: mgr.v1.MonitorService.Beacon:input_type -> mgr.v1.BeaconRequest
 	5,  // 11: mgr.v1.MonitorService.Leave:input_type -> mgr.v1.LeaveRequest
-	7,  // 12: mgr.v1.MonitorService.WatchMap:input_type -> mgr.v1.WatchMapRequest
-	2,  // 13: mgr.v1.MonitorService.Authenticate:output_type -> mgr.v1.AuthenticateResponse
-	4,  // 14: mgr.v1.MonitorService.Beacon:output_type -> mgr.v1.BeaconResponse
-	6,  // 15: mgr.v1.MonitorService.Leave:output_type -> mgr.v1.LeaveResponse
-	8,  // 16: mgr.v1.MonitorService.WatchMap:output_type -> mgr.v1.WatchMapResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
+	9,  // 12: mgr.v1.MonitorService.WatchMap:input_type -> mgr.v1.WatchMapRequest
+	7,  // 13: mgr.v1.MonitorService.ReportStreamClosed:input_type -> mgr.v1.ReportStreamClosedRequest
+	2,  // 14: mgr.v1.MonitorService.Authenticate:output_type -> mgr.v1.AuthenticateResponse
+	4,  // 15: mgr.v1.MonitorService.Beacon:output_type -> mgr.v1.BeaconResponse
+	6,  // 16: mgr.v1.MonitorService.Leave:output_type -> mgr.v1.LeaveResponse
+	10, // 17: mgr.v1.MonitorService.WatchMap:output_type -> mgr.v1.WatchMapResponse
+	8,  // 18: mgr.v1.MonitorService.ReportStreamClosed:output_type -> mgr.v1.ReportStreamClosedResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -747,7 +837,7 @@ func file_mgr_v1_monitor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgr_v1_monitor_proto_rawDesc), len(file_mgr_v1_monitor_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

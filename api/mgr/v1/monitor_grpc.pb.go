@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MonitorService_Authenticate_FullMethodName = "/mgr.v1.MonitorService/Authenticate"
-	MonitorService_Beacon_FullMethodName       = "/mgr.v1.MonitorService/Beacon"
-	MonitorService_Leave_FullMethodName        = "/mgr.v1.MonitorService/Leave"
-	MonitorService_WatchMap_FullMethodName     = "/mgr.v1.MonitorService/WatchMap"
+	MonitorService_Authenticate_FullMethodName       = "/mgr.v1.MonitorService/Authenticate"
+	MonitorService_Beacon_FullMethodName             = "/mgr.v1.MonitorService/Beacon"
+	MonitorService_Leave_FullMethodName              = "/mgr.v1.MonitorService/Leave"
+	MonitorService_WatchMap_FullMethodName           = "/mgr.v1.MonitorService/WatchMap"
+	MonitorService_ReportStreamClosed_FullMethodName = "/mgr.v1.MonitorService/ReportStreamClosed"
 )
 
 // MonitorServiceClient is the client API for MonitorService service.
@@ -39,6 +40,10 @@ type MonitorServiceClient interface {
 	Leave(ctx context.Context, in *LeaveRequest, opts ...grpc.CallOption) (*LeaveResponse, error)
 	// WatchMap streams every map in order, gap-free, from since_epoch + 1 on.
 	WatchMap(ctx context.Context, in *WatchMapRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchMapResponse], error)
+	// ReportStreamClosed is for monitors only: a follower tells the leader
+	// that the active's last map stream on it closed without a leave, and
+	// the leader runs its crash probe (docs/fencing.md).
+	ReportStreamClosed(ctx context.Context, in *ReportStreamClosedRequest, opts ...grpc.CallOption) (*ReportStreamClosedResponse, error)
 }
 
 type monitorServiceClient struct {
@@ -98,6 +103,16 @@ func (c *monitorServiceClient) WatchMap(ctx context.Context, in *WatchMapRequest
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MonitorService_WatchMapClient = grpc.ServerStreamingClient[WatchMapResponse]
 
+func (c *monitorServiceClient) ReportStreamClosed(ctx context.Context, in *ReportStreamClosedRequest, opts ...grpc.CallOption) (*ReportStreamClosedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportStreamClosedResponse)
+	err := c.cc.Invoke(ctx, MonitorService_ReportStreamClosed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MonitorServiceServer is the server API for MonitorService service.
 // All implementations must embed UnimplementedMonitorServiceServer
 // for forward compatibility.
@@ -112,6 +127,10 @@ type MonitorServiceServer interface {
 	Leave(context.Context, *LeaveRequest) (*LeaveResponse, error)
 	// WatchMap streams every map in order, gap-free, from since_epoch + 1 on.
 	WatchMap(*WatchMapRequest, grpc.ServerStreamingServer[WatchMapResponse]) error
+	// ReportStreamClosed is for monitors only: a follower tells the leader
+	// that the active's last map stream on it closed without a leave, and
+	// the leader runs its crash probe (docs/fencing.md).
+	ReportStreamClosed(context.Context, *ReportStreamClosedRequest) (*ReportStreamClosedResponse, error)
 	mustEmbedUnimplementedMonitorServiceServer()
 }
 
@@ -133,6 +152,9 @@ func (UnimplementedMonitorServiceServer) Leave(context.Context, *LeaveRequest) (
 }
 func (UnimplementedMonitorServiceServer) WatchMap(*WatchMapRequest, grpc.ServerStreamingServer[WatchMapResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchMap not implemented")
+}
+func (UnimplementedMonitorServiceServer) ReportStreamClosed(context.Context, *ReportStreamClosedRequest) (*ReportStreamClosedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportStreamClosed not implemented")
 }
 func (UnimplementedMonitorServiceServer) mustEmbedUnimplementedMonitorServiceServer() {}
 func (UnimplementedMonitorServiceServer) testEmbeddedByValue()                        {}
@@ -220,6 +242,24 @@ func _MonitorService_WatchMap_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MonitorService_WatchMapServer = grpc.ServerStreamingServer[WatchMapResponse]
 
+func _MonitorService_ReportStreamClosed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportStreamClosedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MonitorServiceServer).ReportStreamClosed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MonitorService_ReportStreamClosed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MonitorServiceServer).ReportStreamClosed(ctx, req.(*ReportStreamClosedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MonitorService_ServiceDesc is the grpc.ServiceDesc for MonitorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -238,6 +278,10 @@ var MonitorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Leave",
 			Handler:    _MonitorService_Leave_Handler,
+		},
+		{
+			MethodName: "ReportStreamClosed",
+			Handler:    _MonitorService_ReportStreamClosed_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
