@@ -79,15 +79,7 @@ func startQuorumAdvertising(t *testing.T, advertise func(addr string) string) ([
 func TestQuorumServesFromAnyMonitorAndSurvivesLeaderLoss(t *testing.T) {
 	mons, cfgs := startQuorum(t)
 	ctx := context.Background()
-	leader := -1
-	for i, m := range mons {
-		if m.srv.leading.Load() {
-			leader = i
-		}
-	}
-	if leader < 0 {
-		t.Fatal("no leader")
-	}
+	leader := leaderOf(t, mons)
 	follower := mons[(leader+1)%3]
 	// Writes through a follower are forwarded to the leader.
 	x := follower.join(t, "x")
@@ -156,6 +148,18 @@ func TestQuorumServesFromAnyMonitorAndSurvivesLeaderLoss(t *testing.T) {
 	}
 }
 
+// leaderOf returns the index of the monitor that leads.
+func leaderOf(t *testing.T, mons []*testMonitor) int {
+	t.Helper()
+	for i, m := range mons {
+		if m.srv.leading.Load() {
+			return i
+		}
+	}
+	t.Fatal("no leader")
+	return -1
+}
+
 func waitEpoch(t *testing.T, m *testMonitor, epoch uint64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -178,15 +182,7 @@ func TestQuorumUsesTheAdvertisedAddress(t *testing.T) {
 		return net.JoinHostPort("localhost", port)
 	}
 	mons, cfgs := startQuorumAdvertising(t, advertise)
-	leader := -1
-	for i, m := range mons {
-		if m.srv.leading.Load() {
-			leader = i
-		}
-	}
-	if leader < 0 {
-		t.Fatal("no leader")
-	}
+	leader := leaderOf(t, mons)
 	want := advertise(cfgs[leader].Addr)
 	for i, m := range mons {
 		if i == leader {
@@ -219,15 +215,7 @@ func TestQuorumUsesTheAdvertisedAddress(t *testing.T) {
 // grace.
 func TestQuorumCrashOnAFollowerIsProbedByTheLeader(t *testing.T) {
 	mons, _ := startQuorum(t)
-	leader := -1
-	for i, m := range mons {
-		if m.srv.leading.Load() {
-			leader = i
-		}
-	}
-	if leader < 0 {
-		t.Fatal("no leader")
-	}
+	leader := leaderOf(t, mons)
 	follower := mons[(leader+1)%3]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

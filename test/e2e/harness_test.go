@@ -365,12 +365,24 @@ func (c *cluster) startStandby(name string, extra ...string) *standbyProc {
 // flags.
 func (c *cluster) startManager(bin, name string, extra ...string) *standbyProc {
 	c.t.Helper()
-	s := &standbyProc{grpcAddr: freeAddr(c.t), httpAddr: freeAddr(c.t)}
+	return c.launchManager(bin, name, name, freeAddr(c.t), freeAddr(c.t), extra...)
+}
+
+// restartStandby starts the standby daemon name again on old's ports (its
+// log under logName), as a supervisor restarts a crashed one.
+func (c *cluster) restartStandby(name, logName string, old *standbyProc) *standbyProc {
+	c.t.Helper()
+	return c.launchManager(bins.standby, name, logName, old.grpcAddr, old.httpAddr)
+}
+
+func (c *cluster) launchManager(bin, name, logName, grpcAddr, httpAddr string, extra ...string) *standbyProc {
+	c.t.Helper()
+	s := &standbyProc{grpcAddr: grpcAddr, httpAddr: httpAddr}
 	args := append([]string{"--name", name, "--monitor", c.monAddr, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr}, standbyTimings...)
 	if bin == bins.counter {
 		args = []string{"--name", name, "--monitor", c.monAddr, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--beacon-period", "100ms"}
 	}
-	s.proc = startProc(c.t, c.dir, name, bin, append(args, extra...)...)
+	s.proc = startProc(c.t, c.dir, logName, bin, append(args, extra...)...)
 	c.standbys[name] = s
 	return s
 }

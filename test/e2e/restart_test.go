@@ -31,9 +31,7 @@ func TestActiveRestartedOnItsPorts(t *testing.T) {
 	c.waitServing("x")
 
 	x.kill9(t)
-	restarted := startProc(t, c.dir, "x-restarted", bins.standby, append([]string{"--name", "x", "--monitor", c.monAddr,
-		"--grpc-addr", x.grpcAddr, "--http-addr", x.httpAddr}, standbyTimings...)...)
-	c.standbys["x"] = &standbyProc{proc: restarted, grpcAddr: x.grpcAddr, httpAddr: x.httpAddr}
+	c.restartStandby("x", "x-restarted", x)
 	// The restarted x joined under a new gid: the map tells the old gid to
 	// stop, and it still names it active (the old connection looks alive).
 	waitFor(t, "the map to tell the old gid of x to stop", func() (bool, string) {
