@@ -468,6 +468,26 @@ func (tm *testMonitor) waitActive(t *testing.T, name string) *mgrv1.MgrMap {
 }
 
 // beaconLoop beacons for name until ctx ends, as a live standby would.
+// firstActive returns the earliest kept map up to epoch upTo whose active
+// is name: the map that promoted it.
+func (tm *testMonitor) firstActive(t *testing.T, name string, upTo uint64) *mgrv1.MgrMap {
+	t.Helper()
+	for e := uint64(1); e <= upTo; e++ {
+		r, err := tm.admin.GetMap(context.Background(), &mgrv1.GetMapRequest{Epoch: e})
+		if status.Code(err) == codes.OutOfRange {
+			continue // trimmed
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetMap().GetActiveName() == name {
+			return r.GetMap()
+		}
+	}
+	t.Fatalf("no kept map up to epoch %d has %s active", upTo, name)
+	return nil
+}
+
 func (tm *testMonitor) beaconLoop(ctx context.Context, fsid string, gid uint64, name string) {
 	for ctx.Err() == nil {
 		_, _ = tm.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: gid, Name: name})

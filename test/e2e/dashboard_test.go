@@ -12,9 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/mgrplane/mgrplane/internal/creds"
 )
@@ -92,7 +94,66 @@ func newBrowser(t *testing.T, chromium string) context.Context {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("failed to start %s: %v", chromium, err)
 	}
-	return ctx
+	pl := &pageLog{}
+	if err := chromedp.Listen(ctx, pl.record); err != nil {
+		t.Fatalf("failed to listen to the page's events: %v", err)
+	}
+	return context.WithValue(ctx, pageLogKey{}, pl)
+}
+
+// pageLog keeps the page's uncaught exceptions and console errors, the
+// newest maxPageLog, for the message of a failed wait.
+type pageLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+type pageLogKey struct{}
+
+const maxPageLog = 20
+
+// record runs in the browser's event loop: it only appends.
+func (l *pageLog) record(ev any) {
+	var line string
+	switch ev := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		d := ev.ExceptionDetails
+		line = fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber+1, d.Text)
+		if d.Exception != nil {
+			line += " " + d.Exception.Description
+		}
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type != runtime.ConsoleAPICalledTypeError && ev.Type != runtime.ConsoleAPICalledTypeWarning {
+			return
+		}
+		parts := make([]string, 0, len(ev.Args))
+		for _, a := range ev.Args {
+			parts = append(parts, string(a.Value)+a.Description)
+		}
+		line = "console." + string(ev.Type) + ": " + strings.Join(parts, " ")
+	default:
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+	if len(l.lines) > maxPageLog {
+		l.lines = l.lines[len(l.lines)-maxPageLog:]
+	}
+}
+
+// pageLogOf returns what the page of ctx logged, or "(nothing)".
+func pageLogOf(ctx context.Context) string {
+	l, _ := ctx.Value(pageLogKey{}).(*pageLog)
+	if l == nil {
+		return "(not recorded)"
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) == 0 {
+		return "(nothing)"
+	}
+	return strings.Join(l.lines, "; ")
 }
 
 // browse runs one action on the browser with a bounded wait.
@@ -168,14 +229,24 @@ const readPage = `(() => {
 func waitPage(t *testing.T, ctx context.Context, what string, cond func(pageState) bool) pageState {
 	t.Helper()
 	var ps pageState
-	waitFor(t, "the page to show "+what, func() (bool, string) {
+	deadline := time.Now().Add(waitTimeout)
+	for {
 		var err error
+		var detail string
 		if ps, err = browse(ctx, chromedp.Evaluate[pageState](readPage)); err != nil {
-			return false, err.Error()
+			detail = err.Error()
+		} else if cond(ps) {
+			return ps
+		} else {
+			detail = fmt.Sprintf("%+v", ps)
 		}
-		return cond(ps), fmt.Sprintf("%+v", ps)
-	})
-	return ps
+		if time.Now().After(deadline) {
+			diag, derr := browse(ctx, chromedp.Evaluate[string](pageDiagnostics))
+			t.Fatalf("timed out after %v waiting for the page to show %s; last seen: %s; browser: %s %v; page log: %s",
+				waitTimeout, what, detail, diag, derr, pageLogOf(ctx))
+		}
+		time.Sleep(pollInterval)
+	}
 }
 
 // pageShows polls the page until cond holds or timeout passes.
@@ -276,7 +347,7 @@ func TestDashboardInABrowserAcrossAFailover(t *testing.T) {
 		// never opened (the page makes it again after 5 s). Say what the
 		// browser had, and give the page its chance.
 		diag, err := browse(ctx, chromedp.Evaluate[string](pageDiagnostics))
-		t.Logf("the page on %s is not live after 10 s; browser: %s %v", second, diag, err)
+		t.Logf("the page on %s is not live after 10 s; browser: %s %v; page log: %s", second, diag, err, pageLogOf(ctx))
 	}
 	ps = waitPage(t, ctx, what, afterFailover)
 	screenshot(t, ctx, filepath.Join(art, "dashboard-after-failover.png"))

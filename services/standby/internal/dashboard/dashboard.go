@@ -3,7 +3,8 @@
 // modules, services, recent failovers) from the map watch and the
 // monitors' AdminService, and serves it as an HTML page that follows it
 // live over server-sent events. The page is plain HTML, CSS and JS embedded
-// in the binary: no build step, nothing loaded from elsewhere.
+// in the binary and served as one document: no build step, nothing loaded
+// from elsewhere.
 package dashboard
 
 import (
@@ -194,14 +195,14 @@ func noCache(h http.Handler) http.Handler {
 }
 
 func (d *Dashboard) serveIndex(w http.ResponseWriter, _ *http.Request) {
-	page, err := assets.ReadFile("assets/index.html")
+	body, err := page()
 	if err != nil {
-		http.Error(w, "the embedded page is missing: "+err.Error(), http.StatusInternalServerError)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = w.Write(page)
+	_, _ = w.Write(body)
 }
 
 // msgNotRunning answers requests while Run is not running.

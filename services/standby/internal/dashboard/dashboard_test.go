@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -419,5 +420,69 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("New: %v", err)
 			}
 		})
+	}
+}
+
+// The page is one document: its stylesheet and script are in it, the
+// script after the elements it looks up, and nothing refers to static/.
+func TestPageIsOneDocument(t *testing.T) {
+	h := newHarness(t, false)
+	resp, err := h.srv.Client().Get(h.srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	page := string(b)
+	for _, want := range []string{"<style>\n", "--bg", "<script>\n", `new EventSource("events")`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	for _, bad := range []string{`href="static/`, `src="static/`} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the page still loads %q", bad)
+		}
+	}
+	if last, script := strings.LastIndex(page, `id="reason"`), strings.Index(page, "<script>"); script < last {
+		t.Errorf("the script (at %d) comes before the element it renders last (at %d)", script, last)
+	}
+}
+
+func TestInlineRefusesAPageItCannotInline(t *testing.T) {
+	const html = `<head>` + styleTag + scriptTag + `</head><body></body>`
+	tests := map[string]struct {
+		html, css, js string
+		want          string
+	}{
+		"no stylesheet tag": {html: `<head>` + scriptTag + `</head><body></body>`, css: "a{}", js: "x()", want: "has 0 of"},
+		"two script tags":   {html: `<head>` + styleTag + scriptTag + scriptTag + `</head><body></body>`, css: "a{}", js: "x()", want: "has 2 of"},
+		"no body end":       {html: `<head>` + styleTag + scriptTag + `</head><body>`, css: "a{}", js: "x()", want: "</body>"},
+		"style ends early":  {html: html, css: "a{}</STYLE>", js: "x()", want: "style.css contains"},
+		"script ends early": {html: html, css: "a{}", js: `s = "</script>"`, want: "app.js contains"},
+		"missing file":      {html: html, css: "a{}", want: "missing a file"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fsys := fstest.MapFS{
+				"assets/index.html": {Data: []byte(tc.html)},
+				"assets/style.css":  {Data: []byte(tc.css)},
+			}
+			if tc.js != "" {
+				fsys["assets/app.js"] = &fstest.MapFile{Data: []byte(tc.js)}
+			}
+			if _, err := inline(fsys); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("inline: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	fsys := fstest.MapFS{
+		"assets/index.html": {Data: []byte(html)},
+		"assets/style.css":  {Data: []byte("a{}")},
+		"assets/app.js":     {Data: []byte("x()")},
+	}
+	got, err := inline(fsys)
+	if want := "<head><style>\na{}</style></head><body><script>\nx()</script>\n</body>"; err != nil || string(got) != want {
+		t.Fatalf("inline: %q %v, want %q", got, err, want)
 	}
 }
