@@ -17,9 +17,11 @@ import (
 	"github.com/mgrplane/mgrplane/services/monsim"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -37,6 +39,12 @@ const (
 	roundTimeout = 30 * time.Second
 	// startTimeout bounds the wait for the monitor to lead.
 	startTimeout = 20 * time.Second
+	// The managers beacon only to join: the grace and the lease keep them in
+	// the map however long the run. A drop would change the map under the
+	// benchmark: with `set down` the active is told to stop, and it is
+	// dropped once the lease of its last beacon runs out.
+	benchGrace        = 10 * time.Minute
+	benchFenceTimeout = 5 * time.Minute
 	// raceMaxGoroutines is the race detector's limit on live goroutines;
 	// each subscriber takes two (its stream's handler and its reader).
 	raceMaxGoroutines = 8128
@@ -55,7 +63,9 @@ const (
 // until the SetFlags call returned to the operator (raft commit and apply, on
 // CPUs the fan-out shares); and a baseline measured in the same iterations,
 // N goroutines woken by closing one channel until the last one runs
-// (baseline_ms_median), with x_baseline = ms_median / baseline_ms_median.
+// (baseline_ms_median), with x_baseline = ms_median / baseline_ms_median;
+// and retries, the SetFlags calls made again because the quorum had lost
+// its leader under the load (setFlags).
 //
 // decode=full is the end-to-end figure: each subscriber decodes the whole
 // map, as a standby does. decode=epoch decodes only each map's epoch
@@ -132,19 +142,22 @@ func benchWatchFanout(b *testing.B, n, monitors int, opts ...grpc.DialOption) {
 	}
 
 	var lat, ack, base []time.Duration
+	retries := 0
 	for b.Loop() {
 		for range changesPerLoop {
 			down = !down
 			r := newRound(epoch+1, n)
 			cur.Store(r)
 			start := time.Now()
-			resp, err := admin.SetFlags(ctx, &mgrv1.SetFlagsRequest{Down: down})
+			resp, tries, err := setFlags(ctx, admin, down)
 			acked := time.Since(start)
 			if err != nil {
 				b.Fatal(err)
 			}
+			retries += tries - 1
 			if resp.GetEpoch() != epoch+1 {
-				b.Fatalf("set down=%v made epoch %d, want %d: something else changed the map", down, resp.GetEpoch(), epoch+1)
+				b.Fatalf("set down=%v made epoch %d, want %d: something else changed the map: %s",
+					down, resp.GetEpoch(), epoch+1, changesSince(admin, epoch))
 			}
 			last, err := r.wait(errs)
 			if err != nil {
@@ -162,6 +175,42 @@ func benchWatchFanout(b *testing.B, n, monitors int, opts ...grpc.DialOption) {
 	b.ReportMetric(ms(percentile(ack, 0.5)), "ack_ms_median")
 	b.ReportMetric(ms(baseMed), "baseline_ms_median")
 	b.ReportMetric(float64(med)/float64(baseMed), "x_baseline")
+	b.ReportMetric(float64(retries), "retries")
+}
+
+// setFlagsTries bounds the calls of one change. A change is tried again
+// only when the monitor answered Unavailable: on two CPUs shared with
+// thousands of subscribers a quorum can lose its leader (raft's heartbeat
+// timeout is 500 ms), and the monitor then answers "not the quorum leader"
+// until another leads, as mgrctl would see and retry too. Setting the flag
+// again is idempotent.
+const setFlagsTries = 50
+
+// setFlags sets the down flag, retrying while the monitor is Unavailable;
+// it returns the answer and how many calls it took.
+func setFlags(ctx context.Context, admin mgrv1.AdminServiceClient, down bool) (*mgrv1.SetFlagsResponse, int, error) {
+	for try := 1; ; try++ {
+		resp, err := admin.SetFlags(ctx, &mgrv1.SetFlagsRequest{Down: down})
+		if status.Code(err) != codes.Unavailable || try == setFlagsTries {
+			return resp, try, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// changesSince lists the kept map changes after epoch, for a failure message.
+func changesSince(admin mgrv1.AdminServiceClient, epoch uint64) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, err := admin.ListHistory(ctx, &mgrv1.ListHistoryRequest{SinceEpoch: epoch})
+	if err != nil {
+		return "history: " + err.Error()
+	}
+	var out []string
+	for _, e := range h.GetEntries() {
+		out = append(out, fmt.Sprintf("epoch %d %s: %s", e.GetEpoch(), e.GetCause(), e.GetReason()))
+	}
+	return strings.Join(out, "; ")
 }
 
 // subscribe reads stream until ctx ends, checking that epochs come in order
@@ -374,7 +423,7 @@ func startQuorum(b *testing.B, n int) []string {
 		// Watchers and beacons far beyond one entity's limits: none may interfere.
 		cfg.BeaconRate, cfg.BeaconBurst, cfg.AuthRate, cfg.AuthBurst, cfg.MaxWatches = 1e6, 1000000, 1e6, 1000000, 1000000
 		cfg.Addr, cfg.NodeID, cfg.Peers, cfg.DataDir = addrs[i], fmt.Sprintf("m%d", i+1), peers, b.TempDir()
-		cfg.Grace = 10 * time.Minute
+		cfg.Grace, cfg.FenceTimeout = benchGrace, benchFenceTimeout
 		srv, err := monsim.New(cfg, newBenchLogger(b))
 		if err != nil {
 			b.Fatal(err)
@@ -435,9 +484,7 @@ func startMonitor(b *testing.B) *monsim.Server {
 	cfg.Insecure = true
 	// Watchers and beacons far beyond one entity's limits: none may interfere.
 	cfg.BeaconRate, cfg.BeaconBurst, cfg.AuthRate, cfg.AuthBurst, cfg.MaxWatches = 1e6, 1000000, 1e6, 1000000, 1000000
-	// The managers beacon only to join: keep them in the map however long
-	// the run (a drop would change the map under the benchmark).
-	cfg.Grace = 10 * time.Minute
+	cfg.Grace, cfg.FenceTimeout = benchGrace, benchFenceTimeout
 	srv, err := monsim.New(cfg, newBenchLogger(b))
 	if err != nil {
 		b.Fatal(err)
