@@ -15,7 +15,7 @@ ROUNDS ?= 20
 # Tag of the image `make images` builds (compose uses mgrplane:dev).
 IMAGE ?= mgrplane:dev
 
-.PHONY: all deps build images k8s-creds run test test-short e2e bench chaos fuzz generate lint check-generated fmt vet clean
+.PHONY: all deps build images k8s-creds run test test-short e2e bench bench-check chaos fuzz generate lint check-generated fmt vet clean
 
 all: build
 
@@ -51,9 +51,15 @@ e2e:
 	$(GO) test -race -count=1 -v -timeout 15m ./test/e2e/
 
 ## bench: the benchmarks, each printed beside its baseline measured in the same run.
+BENCH_PKGS = ./services/monsim/... ./services/standby/ ./test/bench/
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./services/monsim/... ./services/standby/ ./test/bench/
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem $(BENCH_PKGS)
 	$(GO) run ./cmd/chaos --quiet --rounds 10 --seed 2 --out artifacts/chaos-bench && $(GO) run ./cmd/chaos --quiet --ceph --rounds 5 --seed 2 --faults sigterm,fail,kill9,restart,sigstop --out artifacts/chaos-bench-ceph
+
+## bench-check: every benchmark once (CI): a benchmark that no longer runs
+## fails here, not first in someone's make bench.
+bench-check:
+	$(GO) test -run '^$$' -bench . -benchtime 1x $(BENCH_PKGS)
 
 ## chaos: ROUNDS rounds of random faults on a local cluster of real processes;
 ## fails on any overlap (artifacts/chaos: timeline.svg, report.json, logs).
