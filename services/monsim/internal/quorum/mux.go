@@ -37,20 +37,57 @@ type Mux struct {
 	// conns are the raft connections, accepted and dialed: raft does not
 	// close them on shutdown, so the mux does.
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[*raftConn]struct{}
 	closed bool
 }
 
-// track remembers a raft connection for Close; it refuses when closed.
-func (m *Mux) track(c net.Conn) bool {
+// track remembers a raft connection for Close until it is closed, and
+// returns it wrapped (raftConn); it refuses when the mux is closed.
+func (m *Mux) track(c net.Conn) (net.Conn, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		_ = c.Close()
-		return false
+		return nil, false
 	}
-	m.conns[c] = struct{}{}
-	return true
+	rc := &raftConn{Conn: c, mux: m}
+	m.conns[rc] = struct{}{}
+	return rc, true
+}
+
+// isClosed says whether Close has run.
+func (m *Mux) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+// raftConn is a raft connection the mux tracks. Closing it forgets it, so
+// that the set holds only open connections however many come and go. A
+// read that fails because the mux closed the connection at shutdown ends
+// as io.EOF, an orderly end: raft logs any other read error as a failure
+// to decode a command.
+type raftConn struct {
+	net.Conn
+	mux  *Mux
+	once sync.Once
+}
+
+func (c *raftConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && c.mux.isClosed() {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (c *raftConn) Close() error {
+	c.once.Do(func() {
+		c.mux.mu.Lock()
+		delete(c.mux.conns, c)
+		c.mux.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // NewMux takes ownership of ln. Serve must run for either side to accept.
@@ -64,7 +101,7 @@ func NewMux(ln net.Listener, logger hclog.Logger, serverTLS, clientTLS *tls.Conf
 		grpc:      newChanListener(ln.Addr()),
 		raft:      newChanListener(ln.Addr()),
 		logger:    logger.Named("mux"),
-		conns:     map[net.Conn]struct{}{},
+		conns:     map[*raftConn]struct{}{},
 	}
 }
 
@@ -100,11 +137,14 @@ func (m *Mux) Serve() error {
 func (m *Mux) Close() error {
 	m.mu.Lock()
 	m.closed = true
+	conns := make([]*raftConn, 0, len(m.conns))
 	for c := range m.conns {
+		conns = append(conns, c)
+	}
+	m.mu.Unlock()
+	for _, c := range conns {
 		_ = c.Close()
 	}
-	clear(m.conns)
-	m.mu.Unlock()
 	return m.ln.Close()
 }
 
@@ -126,8 +166,8 @@ func (m *Mux) route(conn net.Conn) {
 			_ = tc.SetDeadline(time.Time{})
 			conn = tc
 		}
-		if m.track(conn) {
-			m.raft.deliver(conn)
+		if rc, ok := m.track(conn); ok {
+			m.raft.deliver(rc)
 		}
 		return
 	}
@@ -207,8 +247,9 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		_ = tc.SetDeadline(time.Time{})
 		conn = tc
 	}
-	if !s.mux.track(conn) {
+	rc, ok := s.mux.track(conn)
+	if !ok {
 		return nil, net.ErrClosed
 	}
-	return conn, nil
+	return rc, nil
 }
