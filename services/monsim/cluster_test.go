@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -226,19 +225,8 @@ func TestQuorumCrashOnAFollowerIsProbedByTheLeader(t *testing.T) {
 	if b, err := follower.mon.Beacon(ctx, &mgrv1.BeaconRequest{Fsid: fsid, Gid: x, Name: "x", Available: true, ServerAddrs: dead}); err != nil || b.GetLease() == nil {
 		t.Fatalf("x's available beacon: %v %v", b, err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); follower.beaconLoop(ctx, fsid, y, "y") }()
-	defer wg.Wait()
-	defer cancel()
-	wctx, crash := context.WithCancel(ctx)
-	ws, err := follower.mon.WatchMap(wctx, &mgrv1.WatchMapRequest{Gid: x, Name: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ws.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	follower.keepBeaconing(t, ctx, fsid, y, "y")
+	crash := follower.managerStream(t, ctx, x, "x")
 	crash() // x's stream on the follower closes without a leave
 	// The map that made y active, not a later one (y's next beacon, with
 	// other addresses, can follow it before the test looks).

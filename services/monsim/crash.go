@@ -20,6 +20,7 @@ import (
 
 	mgrv1 "github.com/mgrplane/mgrplane/api/mgr/v1"
 	"github.com/mgrplane/mgrplane/internal/rpcserver"
+	"github.com/mgrplane/mgrplane/services/monsim/internal/mgrmap"
 )
 
 // The crash fast path (docs/fencing.md). A manager keeps a map watch open
@@ -256,9 +257,5 @@ func (s *Server) reportClosed(ctx context.Context, gid uint64) {
 }
 
 func logGone(log hclog.Logger, how mgrv1.DropReason, epoch uint64, probe time.Duration) {
-	why := "nothing listens at its addresses"
-	if how == mgrv1.DropReason_DROP_REASON_ADDRESS_TAKEN {
-		why = "a manager with another gid answers at its address"
-	}
-	log.Info("active is gone: its connection closed and "+why, "epoch", epoch, "probe", probe)
+	log.Info("active is gone: "+mgrmap.GoneProof(how), "epoch", epoch, "probe", probe)
 }

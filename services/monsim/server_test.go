@@ -495,6 +495,36 @@ func (tm *testMonitor) beaconLoop(ctx context.Context, fsid string, gid uint64, 
 	}
 }
 
+// keepBeaconing runs beaconLoop for gid until ctx ends or the test ends,
+// and waits for it at cleanup.
+func (tm *testMonitor) keepBeaconing(t *testing.T, ctx context.Context, fsid string, gid uint64, name string) {
+	t.Helper()
+	lctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { tm.beaconLoop(lctx, fsid, gid, name) })
+	t.Cleanup(func() {
+		stop()
+		wg.Wait()
+	})
+}
+
+// managerStream opens gid's map stream as its manager does and reads the
+// first map; crash closes the stream without a leave.
+func (tm *testMonitor) managerStream(t *testing.T, ctx context.Context, gid uint64, name string) (crash func()) {
+	t.Helper()
+	wctx, cancel := context.WithCancel(ctx)
+	ws, err := tm.mon.WatchMap(wctx, &mgrv1.WatchMapRequest{Gid: gid, Name: name})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if _, err := ws.Recv(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	return cancel
+}
+
 func TestFailedActiveThatNeverLeavesIsReplacedAfterItsLease(t *testing.T) {
 	tm := startMonitor(t, fastConfig(t))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -502,12 +532,8 @@ func TestFailedActiveThatNeverLeavesIsReplacedAfterItsLease(t *testing.T) {
 	x := tm.join(t, "x")
 	y := tm.join(t, "y")
 	fsid := tm.current(t).GetFsid()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); tm.beaconLoop(ctx, fsid, x, "x") }() // x keeps beaconing but never leaves
-	go func() { defer wg.Done(); tm.beaconLoop(ctx, fsid, y, "y") }()
-	defer wg.Wait()
-	defer cancel()
+	tm.keepBeaconing(t, ctx, fsid, x, "x") // x keeps beaconing but never leaves
+	tm.keepBeaconing(t, ctx, fsid, y, "y")
 	if _, err := tm.admin.FailManager(ctx, &mgrv1.FailManagerRequest{Who: "x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -564,20 +590,9 @@ func TestCrashedActiveIsReplacedAtOnceWhenNothingListens(t *testing.T) {
 			if err != nil || b.GetLease() == nil {
 				t.Fatalf("available beacon %v %v", b, err)
 			}
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() { defer wg.Done(); tm.beaconLoop(ctx, fsid, y, "y") }()
-			defer wg.Wait()
-			defer cancel()
+			tm.keepBeaconing(t, ctx, fsid, y, "y")
 			// x watches its map, then "crashes": its stream closes without a leave.
-			wctx, wcancel := context.WithCancel(ctx)
-			ws, err := tm.mon.WatchMap(wctx, &mgrv1.WatchMapRequest{Gid: x, Name: "x"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ws.Recv(); err != nil {
-				t.Fatal(err)
-			}
+			crash := tm.managerStream(t, ctx, x, "x")
 			// x beacons (keeping its lease fresh) until the moment it crashes.
 			xctx, xstop := context.WithCancel(ctx)
 			xdone := make(chan struct{})
@@ -594,7 +609,7 @@ func TestCrashedActiveIsReplacedAtOnceWhenNothingListens(t *testing.T) {
 			if !tc.listening {
 				_ = lis.Close()
 			}
-			wcancel()
+			crash()
 			m := tm.waitActive(t, "y")
 			if !strings.Contains(m.GetReason(), tc.wantReason) {
 				t.Fatalf("promotion reason %q, want %q", m.GetReason(), tc.wantReason)

@@ -229,24 +229,24 @@ const readPage = `(() => {
 func waitPage(t *testing.T, ctx context.Context, what string, cond func(pageState) bool) pageState {
 	t.Helper()
 	var ps pageState
-	deadline := time.Now().Add(waitTimeout)
-	for {
+	waitForExplained(t, "the page to show "+what, func() (bool, string) {
 		var err error
-		var detail string
 		if ps, err = browse(ctx, chromedp.Evaluate[pageState](readPage)); err != nil {
-			detail = err.Error()
-		} else if cond(ps) {
-			return ps
-		} else {
-			detail = fmt.Sprintf("%+v", ps)
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			diag, derr := browse(ctx, chromedp.Evaluate[string](pageDiagnostics))
-			t.Fatalf("timed out after %v waiting for the page to show %s; last seen: %s; browser: %s %v; page log: %s",
-				waitTimeout, what, detail, diag, derr, pageLogOf(ctx))
-		}
-		time.Sleep(pollInterval)
+		return cond(ps), fmt.Sprintf("%+v", ps)
+	}, func() string { return browserReport(ctx) })
+	return ps
+}
+
+// browserReport says what the page loaded, the state of its event stream,
+// and what it logged: for the message of a wait that failed.
+func browserReport(ctx context.Context) string {
+	diag, err := browse(ctx, chromedp.Evaluate[string](pageDiagnostics))
+	if err != nil {
+		diag = "(" + err.Error() + ")"
 	}
+	return fmt.Sprintf("browser: %s; page log: %s", diag, pageLogOf(ctx))
 }
 
 // pageShows polls the page until cond holds or timeout passes.
@@ -346,8 +346,7 @@ func TestDashboardInABrowserAcrossAFailover(t *testing.T) {
 		// Seen once in CI under load: the page loaded but its event stream
 		// never opened (the page makes it again after 5 s). Say what the
 		// browser had, and give the page its chance.
-		diag, err := browse(ctx, chromedp.Evaluate[string](pageDiagnostics))
-		t.Logf("the page on %s is not live after 10 s; browser: %s %v; page log: %s", second, diag, err, pageLogOf(ctx))
+		t.Logf("the page on %s is not live after 10 s; %s", second, browserReport(ctx))
 	}
 	ps = waitPage(t, ctx, what, afterFailover)
 	screenshot(t, ctx, filepath.Join(art, "dashboard-after-failover.png"))

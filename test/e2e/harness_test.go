@@ -293,6 +293,13 @@ func grpcurl(t *testing.T, args ...string) result {
 // what and cond's last explanation.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
+	waitForExplained(t, what, cond, nil)
+}
+
+// waitForExplained is waitFor whose failure message also carries
+// explain's text, when explain is not nil (it runs only then).
+func waitForExplained(t *testing.T, what string, cond func() (bool, string), explain func() string) {
+	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		ok, detail := cond()
@@ -300,6 +307,9 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 			return
 		}
 		if time.Now().After(deadline) {
+			if explain != nil {
+				detail += "; " + explain()
+			}
 			t.Fatalf("timed out after %v waiting for %s; last seen: %s", waitTimeout, what, detail)
 		}
 		time.Sleep(pollInterval)

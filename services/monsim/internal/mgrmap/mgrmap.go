@@ -454,6 +454,18 @@ func (t *txn) leave(op *mgrv1.LeaveOp) error {
 	return nil
 }
 
+// GoneProof says what proved a crashed active gone, for the drop reasons
+// of the crash fast path (GONE, ADDRESS_TAKEN); "" for any other.
+func GoneProof(r mgrv1.DropReason) string {
+	switch r {
+	case mgrv1.DropReason_DROP_REASON_GONE:
+		return "its connection closed and nothing listens at its addresses"
+	case mgrv1.DropReason_DROP_REASON_ADDRESS_TAKEN:
+		return "its connection closed and a manager with another gid answers at its address"
+	}
+	return ""
+}
+
 func (t *txn) drop(op *mgrv1.DropOp) {
 	var activeGone, failedZone string
 	lostCause := mgrv1.ChangeCause_CHANGE_CAUSE_SILENT
@@ -464,12 +476,9 @@ func (t *txn) drop(op *mgrv1.DropOp) {
 		case gid != 0 && gid == t.m.GetActiveGid():
 			name := t.m.GetActiveName()
 			switch s.GetReason() {
-			case mgrv1.DropReason_DROP_REASON_GONE:
+			case mgrv1.DropReason_DROP_REASON_GONE, mgrv1.DropReason_DROP_REASON_ADDRESS_TAKEN:
 				lostCause = mgrv1.ChangeCause_CHANGE_CAUSE_LOST
-				activeGone = fmt.Sprintf("active %s is gone (its connection closed and nothing listens at its addresses)", name)
-			case mgrv1.DropReason_DROP_REASON_ADDRESS_TAKEN:
-				lostCause = mgrv1.ChangeCause_CHANGE_CAUSE_LOST
-				activeGone = fmt.Sprintf("active %s is gone (its connection closed and a manager with another gid answers at its address)", name)
+				activeGone = fmt.Sprintf("active %s is gone (%s)", name, GoneProof(s.GetReason()))
 			case mgrv1.DropReason_DROP_REASON_LEASE_EXPIRED:
 				lostCause = mgrv1.ChangeCause_CHANGE_CAUSE_LOST
 				activeGone = fmt.Sprintf("active %s's lease ran out (no lease for %.1f s)", name, silent.Seconds())
